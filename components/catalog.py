@@ -1,0 +1,130 @@
+"""The image family, declared once as data.
+
+Everything else derives from this table: the dependency graph (``graph.py``), the build
+args and named contexts each Image receives (``inputs.py``), the offline plan, the bake
+file and the static Dockerfile tests. A target never lists a pin it does not consume:
+routing a pin to an Image whose layers it does not change would rebuild that Image for
+nothing, and is tested against the Dockerfiles themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DOCKERFILES_DIR = "dockerfiles"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image target: a stage of a Dockerfile plus what feeds it.
+
+    ``parents`` maps a named build context to the target whose pushed image fills it
+    (``docker-image://<parent ref>``): the Dockerfile says ``FROM <context>`` or
+    ``COPY --from=<context>``. ``args`` maps each build arg to the resolved input
+    (``inputs.py``) that sets it. ``sources`` maps a named context to a resolved
+    input holding a location (a pinned git URL, a mirror, a local directory).
+    """
+
+    name: str
+    directory: str
+    stage: str
+    parents: Mapping[str, str] = field(default_factory=dict)
+    args: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    version_tag: str = ""
+
+    @property
+    def context_dir(self) -> str:
+        """Build context, relative to the project root (stable across machines)."""
+        return f"{DOCKERFILES_DIR}/{self.directory}"
+
+    @property
+    def dockerfile(self) -> str:
+        return f"{self.context_dir}/Dockerfile"
+
+
+# Inputs shared by every target that runs pip: a wheelhouse of local wheels (empty by
+# default) and an optional PyPI mirror. Both change what pip may resolve, so both are
+# part of the cache key of the pip layers that see them.
+_PIP = {"PYPI_MIRROR_URL": "pypiMirrorUrl"}
+_WHEELHOUSE = {"wheelhouse": "wheelhouse"}
+
+_TORCH = {
+    "TORCH_VERSION": "torch",
+    "TORCHVISION_VERSION": "torchvision",
+    "TORCHAUDIO_VERSION": "torchaudio",
+}
+
+_CORE_ARGS = {
+    **_PIP,
+    **_TORCH,
+    "COMFY_CLI_VERSION": "comfyCli",
+    "COMFYUI_VERSION": "comfyui",
+}
+
+TARGETS: Mapping[str, Target] = MappingProxyType(
+    {
+        t.name: t
+        for t in (
+            Target(
+                name="runtime-cuda",
+                directory="runtime",
+                stage="runtime",
+                args={"BASE_IMAGE": "cudaRuntimeImage", "PYTHON_VERSION": "python"},
+                version_tag="cuda{cuda}-ubuntu{ubuntu}-py{python}",
+            ),
+            Target(
+                name="runtime-cpu",
+                directory="runtime",
+                stage="runtime",
+                args={"BASE_IMAGE": "ubuntuImage", "PYTHON_VERSION": "python"},
+                version_tag="ubuntu{ubuntu}-py{python}",
+            ),
+            Target(
+                name="core-cuda",
+                directory="core",
+                stage="core",
+                parents={"runtime": "runtime-cuda"},
+                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCuda"},
+                sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
+                version_tag="{comfyui}-cu{cuda}-torch{torch}",
+            ),
+            Target(
+                name="core-cpu",
+                directory="core",
+                stage="core",
+                parents={"runtime": "runtime-cpu"},
+                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCpu"},
+                sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
+                version_tag="{comfyui}-cpu-torch{torch}",
+            ),
+            Target(
+                name="sageattention-builder",
+                directory="sageattention",
+                stage="sageattention-builder",
+                args={
+                    **_PIP,
+                    "BASE_IMAGE": "cudaDevelImage",
+                    "PYTHON_VERSION": "python",
+                    "TORCH_VERSION": "torch",
+                    "TORCH_INDEX_URL": "torchIndexCuda",
+                    "SAGEATTENTION_VERSION": "sageattention",
+                    "TORCH_CUDA_ARCH_LIST": "cudaArchList",
+                },
+                sources={"sageattention-src": "sageattentionSource", **_WHEELHOUSE},
+                version_tag="{sageattention}-cu{cuda}-torch{torch}",
+            ),
+            Target(
+                name="complete-cuda",
+                directory="complete",
+                stage="complete",
+                parents={"core": "core-cuda", "sageattention": "sageattention-builder"},
+                args=dict(_PIP),
+                sources=dict(_WHEELHOUSE),
+                version_tag="{comfyui}-cu{cuda}-sage{sageattention}",
+            ),
+        )
+    }
+)
