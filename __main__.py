@@ -1,0 +1,19 @@
+"""comfyui-images: build, cache and publish the ComfyUI image family for one stack.
+
+Composition root: validate the whole stack config first (nothing is registered when it is
+wrong), then declare the image family and, when configured, its GitHub side.
+"""
+
+import pulumi
+
+from components import config
+from components.image import ImageFamily
+
+settings, secrets = config.load()
+
+# The selected image targets and their parents, each a docker-build Image.
+family = ImageFamily("comfyui", settings, secrets, stack=pulumi.get_stack())
+
+# Digest-pinned refs (tag@sha256:...) of every built target, for deployments to consume.
+pulumi.export("refs", family.refs)
+pulumi.export("tags", {name: t.tags for name, t in family.targets.items()})

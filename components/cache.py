@@ -1,0 +1,77 @@
+"""BuildKit cache sources and destinations per target.
+
+Pure: given the stack settings, a target and whether this run is a preview, return the
+``cache_from`` / ``cache_to`` entries the docker-build provider receives. The rules fix
+the origin project's mistakes (see README "How the caches work"):
+
+- gha: one scope per target (per stack), so targets never overwrite each other's cache;
+  exports ignore errors, so a cache outage never fails a build.
+- registry: a cache ref per target in its own repository, never equal to an image tag;
+  ``mode`` as configured, ``ignore_error`` set; ``imageManifest`` for ECR-like registries.
+- inline: exported with no mode (it has none) and read back through the *registry* type
+  from the image's own moving tag (``type=inline`` is not a cache source).
+- local: a directory per target, for laptops.
+- preview: no registry cache writes (an unmerged branch must not overwrite the shared
+  cache) unless ``cache.writeOnPreview``; gha writes stay, GitHub isolates them by branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components.settings import CacheBackend, StackSettings
+
+CacheEntry = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    cache_from: list[CacheEntry]
+    cache_to: list[CacheEntry]
+
+
+def gha_scope(stack: str, target: str) -> str:
+    return f"{stack}-{target}"
+
+
+def registry_cache_ref(settings: StackSettings, target: str) -> str:
+    repo = settings.cache.registryRepository or (
+        f"{settings.registry.address}/{settings.registry.namespace}/buildcache"
+    )
+    return f"{repo}:{target}"
+
+
+def local_cache_dir(settings: StackSettings, target: str) -> str:
+    return f"{settings.cache.localDir.rstrip('/')}/{target}"
+
+
+def plan_cache(
+    settings: StackSettings, *, stack: str, target: str, moving_tag_ref: str, preview: bool
+) -> CachePlan:
+    """Cache entries for one target, in the configured backend order."""
+    mode = settings.cache.mode.value
+    sources: list[CacheEntry] = []
+    sinks: list[CacheEntry] = []
+    for backend in settings.cache.backends:
+        if backend is CacheBackend.GHA:
+            scope = gha_scope(stack, target)
+            sources.append({"gha": {"scope": scope}})
+            sinks.append({"gha": {"scope": scope, "mode": mode, "ignore_error": True}})
+        elif backend is CacheBackend.REGISTRY:
+            ref = registry_cache_ref(settings, target)
+            sources.append({"registry": {"ref": ref}})
+            if preview and not settings.cache.writeOnPreview:
+                continue
+            entry: CacheEntry = {"ref": ref, "mode": mode, "ignore_error": True}
+            if settings.cache.imageManifest:
+                entry |= {"image_manifest": True, "oci_media_types": True}
+            sinks.append({"registry": entry})
+        elif backend is CacheBackend.INLINE:
+            sources.append({"registry": {"ref": moving_tag_ref}})
+            sinks.append({"inline": {}})
+        elif backend is CacheBackend.LOCAL:
+            path = local_cache_dir(settings, target)
+            sources.append({"local": {"src": path}})
+            sinks.append({"local": {"dest": path, "mode": mode, "ignore_error": True}})
+    return CachePlan(cache_from=sources, cache_to=sinks)

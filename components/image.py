@@ -1,0 +1,136 @@
+"""One image target as a component wrapping a ``pulumi_docker_build.Image``.
+
+The child Image gets everything BuildKit needs: the target's stage, its parents as
+``docker-image://<parent ref>`` named contexts (which gives the dependency and pins the
+parent by digest once pushed), its pinned build args, source contexts, cache entries,
+tags and registry credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_docker_build as docker_build
+
+from components import inputs
+from components.cache import plan_cache
+from components.catalog import Target
+from components.config import StackSecrets
+from components.settings import StackSettings
+
+
+def repository(settings: StackSettings, target: str) -> str:
+    return f"{settings.registry.address}/{settings.registry.namespace}/{target}"
+
+
+def image_tags(settings: StackSettings, target: Target) -> list[str]:
+    """The version tag first (it becomes ``ref``), then the moving tag."""
+    repo = repository(settings, target.name)
+    version = inputs.version_tag(target, settings)
+    return [f"{repo}:{version}", f"{repo}:{settings.movingTag}"]
+
+
+class ImageTarget(pulumi.ComponentResource):
+    """A target of the family: ``ref`` is digest-pinned once the image is pushed."""
+
+    ref: pulumi.Output[str]
+    digest: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        settings: StackSettings,
+        secrets: StackSecrets,
+        *,
+        stack: str,
+        parents: Mapping[str, ImageTarget],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("comfyui:images:ImageTarget", name, None, opts)
+        resolved = inputs.for_target(target, settings)
+        tags = image_tags(settings, target)
+        cache = plan_cache(
+            settings,
+            stack=stack,
+            target=target.name,
+            moving_tag_ref=tags[1],
+            preview=pulumi.runtime.is_dry_run(),
+        )
+
+        named: dict[str, Any] = {
+            ctx: {"location": pulumi.Output.concat("docker-image://", parents[parent].ref)}
+            for ctx, parent in target.parents.items()
+        }
+        named |= {ctx: {"location": loc} for ctx, loc in resolved.source_contexts.items()}
+
+        registries = None
+        if settings.registry.username:
+            registries = [
+                {
+                    "address": settings.registry.address,
+                    "username": settings.registry.username,
+                    "password": secrets.registry_password,
+                }
+            ]
+
+        image = docker_build.Image(
+            f"{name}-image",
+            push=settings.push,
+            tags=tags,
+            target=target.stage,
+            context={"location": target.context_dir, "named": named or None},
+            dockerfile={"location": target.dockerfile},
+            build_args=dict(resolved.build_args),
+            cache_from=cache.cache_from or None,
+            cache_to=cache.cache_to or None,
+            builder={"name": settings.builder_name} if settings.builder_name else None,
+            build_on_preview=settings.buildOnPreview,
+            platforms=[settings.platform],
+            registries=registries,
+            secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
+            labels={
+                "org.opencontainers.image.title": target.name,
+                "org.opencontainers.image.version": resolved.version_tag,
+            },
+            # Without push, load or exports the provider warns; cacheonly says what we mean.
+            exports=None if settings.push else [{"cacheonly": {}}],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.ref = image.ref
+        self.digest = image.digest
+        self.tags = tags
+        self.register_outputs({"ref": image.ref, "digest": image.digest})
+
+
+class ImageFamily(pulumi.ComponentResource):
+    """All selected targets, created parents first so children can reference them."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        secrets: StackSecrets,
+        *,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("comfyui:images:ImageFamily", name, None, opts)
+        from components.catalog import TARGETS
+
+        self.targets: dict[str, ImageTarget] = {}
+        for target_name in settings.build_order:
+            target = TARGETS[target_name]
+            self.targets[target_name] = ImageTarget(
+                target_name,
+                target,
+                settings,
+                secrets,
+                stack=stack,
+                parents={p: self.targets[p] for p in target.parents.values()},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.refs = {n: t.ref for n, t in self.targets.items()}
+        self.register_outputs({"refs": self.refs})

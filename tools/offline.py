@@ -1,0 +1,247 @@
+"""Run the real Pulumi program offline, under recording mocks.
+
+No Pulumi CLI or provider plugin exists on the machines that run the tests, and PRs from
+forks get no secrets. This module is how both the tests and the offline plan evaluate
+``__main__.py``: it feeds a stack file's config to the program, records every resource
+registration (inputs with camelCase wire keys, plus parent and dependencies) and returns
+them. Secret values are never decrypted: a ``secure:`` entry becomes a placeholder that
+is still marked secret, so it reaches the program exactly as a secret would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as runtime_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "comfyui-images"
+IMAGE_TYPE = "docker-build:index:Image"
+SECRET_PLACEHOLDER = "[secret]"
+# How the SDK marks a secret value inside deserialized inputs.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_TAG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+@dataclass
+class Resource:
+    """One registration as the provider (and the engine) would see it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recording:
+    stack: str
+    preview: bool
+    resources: list[Resource] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def images(self) -> dict[str, Resource]:
+        """docker-build Images keyed by target name (resource name minus ``-image``)."""
+        return {r.name.removesuffix("-image"): r for r in self.of_type(IMAGE_TYPE)}
+
+    def by_urn(self, urn: str) -> Resource | None:
+        return next((r for r in self.resources if r.urn == urn), None)
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG) == _SECRET_TAG
+
+
+def unwrap(value: Any) -> Any:
+    """Remove secret wrappers at every level, keeping the values (for assertions)."""
+    if is_secret(value):
+        return unwrap(value.get("value"))
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret (at any level) by a placeholder (for printing)."""
+    if is_secret(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def fake_digest(name: str) -> str:
+    """A stable, per-resource digest so parent pinning is visible and checkable."""
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Echo inputs as state and fill in what the docker-build provider computes."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == IMAGE_TYPE:
+            tags = unwrap(args.inputs.get("tags")) or []
+            pushed = bool(unwrap(args.inputs.get("push")))
+            digest = fake_digest(args.name) if pushed else ""
+            state["digest"] = digest
+            first = tags[0] if tags else ""
+            state["ref"] = f"{first}@{digest}" if digest else first
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also keeps resource options (parent, dependencies)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Resource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.recorded.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=dict(inputs),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                )
+            )
+        return response
+
+
+def stack_file(stack: str) -> Path:
+    return ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _placeholders(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def _as_config_string(value: Any) -> str:
+    """Pulumi hands every config value to programs as a string; objects as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Stack-file style ``config:`` mapping -> (namespaced strings, secret keys)."""
+    values: dict[str, str] = {}
+    secrets: list[str] = []
+    for raw_key, value in config.items():
+        full = raw_key if ":" in raw_key else f"{PROJECT}:{raw_key}"
+        if _has_secure(value):
+            secrets.append(full)
+            value = _placeholders(value)
+        values[full] = _as_config_string(value)
+    return values, secrets
+
+
+def load_stack_config(stack: str) -> dict[str, Any]:
+    path = stack_file(stack)
+    if not path.is_file():
+        known = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(
+            f"no stack file {path.relative_to(ROOT)}; known stacks: {', '.join(known)}"
+        )
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path.relative_to(ROOT)}: `config` must be a mapping")
+    return config
+
+
+@contextlib.contextmanager
+def _project_cwd() -> Iterator[None]:
+    """Pulumi runs programs from the project directory; relative paths depend on it."""
+    before = Path.cwd()
+    os.chdir(ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_program(
+    config: Mapping[str, Any],
+    *,
+    stack: str = "test",
+    preview: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Recording:
+    """Evaluate the real ``__main__.py`` with ``config`` (a stack file's ``config:``)."""
+    values, secret_keys = config_from_mapping(config)
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    recording = Recording(stack=stack, preview=preview)
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(values, secret_keys)
+    os.environ.update(env or {})
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def evaluate() -> None:
+        with _project_cwd():
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    try:
+        evaluate()
+        recording.resources = monitor.recorded
+    finally:
+        for k, old in saved_env.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+        pulumi.runtime.set_all_config({}, [])
+        runtime_settings.reset_options()
+    return recording
+
+
+def run_stack(stack: str, *, preview: bool = False) -> Recording:
+    """Evaluate ``__main__.py`` with the committed ``stacks/Pulumi.<stack>.yaml``."""
+    return run_program(load_stack_config(stack), stack=stack, preview=preview)
