@@ -18,17 +18,21 @@ the origin project's mistakes (see README "How the caches work"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from pulumi_docker_build import (
+    CacheFromArgsDict,
+    CacheMode,
+    CacheToArgsDict,
+    CacheToRegistryArgsDict,
+)
 
 from components.settings import CacheBackend, StackSettings
-
-CacheEntry = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class CachePlan:
-    cache_from: list[CacheEntry]
-    cache_to: list[CacheEntry]
+    cache_from: list[CacheFromArgsDict]
+    cache_to: list[CacheToArgsDict]
 
 
 def gha_scope(stack: str, target: str) -> str:
@@ -50,9 +54,9 @@ def plan_cache(
     settings: StackSettings, *, stack: str, target: str, moving_tag_ref: str, preview: bool
 ) -> CachePlan:
     """Cache entries for one target, in the configured backend order."""
-    mode = settings.cache.mode.value
-    sources: list[CacheEntry] = []
-    sinks: list[CacheEntry] = []
+    mode = CacheMode(settings.cache.mode.value)
+    sources: list[CacheFromArgsDict] = []
+    sinks: list[CacheToArgsDict] = []
     for backend in settings.cache.backends:
         if backend is CacheBackend.GHA:
             scope = gha_scope(stack, target)
@@ -63,9 +67,10 @@ def plan_cache(
             sources.append({"registry": {"ref": ref}})
             if preview and not settings.cache.writeOnPreview:
                 continue
-            entry: CacheEntry = {"ref": ref, "mode": mode, "ignore_error": True}
+            entry: CacheToRegistryArgsDict = {"ref": ref, "mode": mode, "ignore_error": True}
             if settings.cache.imageManifest:
-                entry |= {"image_manifest": True, "oci_media_types": True}
+                entry["image_manifest"] = True
+                entry["oci_media_types"] = True
             sinks.append({"registry": entry})
         elif backend is CacheBackend.INLINE:
             sources.append({"registry": {"ref": moving_tag_ref}})

@@ -24,7 +24,8 @@ from components.settings import (
     parse_settings,
 )
 
-_SECRET_ONLY = ("registryPassword", "githubSecrets")
+# Secret keys and how `pulumi config set --secret` spells them.
+_SECRET_ONLY = {"registryPassword": "{}", "githubSecrets": "--path {}.NAME"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,12 @@ def current_config() -> tuple[dict[str, str], set[str]]:
 def load() -> tuple[StackSettings, StackSecrets]:
     """Validate the whole stack config; raise ``SettingsError`` before any resource."""
     values, secret_keys = current_config()
-    for name in _SECRET_ONLY:
+    for name, how in _SECRET_ONLY.items():
         full = key(name)
         if full in values and full not in secret_keys:
             raise SettingsError(
                 f"invalid stack configuration:\n  {full}: stored in plain text; "
-                f"remove it and run `pulumi config set --secret {'--path ' if name == 'githubSecrets' else ''}"
-                f"{full}{'.NAME' if name == 'githubSecrets' else ''} <value>`"
+                f"remove it and run `pulumi config set --secret {how.format(full)} <value>`"
             )
     settings = parse_settings(decode_config(values, secret_keys))
     cfg = pulumi.Config(NAMESPACE)
@@ -65,8 +65,10 @@ def load() -> tuple[StackSettings, StackSecrets]:
     password: pulumi.Output[str] | None = None
     if settings.registry.username:
         from_config = cfg.get_secret("registryPassword")
-        password = from_config if from_config is not None else pulumi.Output.secret(
-            os.environ[PASSWORD_ENV]
+        password = (
+            from_config
+            if from_config is not None
+            else pulumi.Output.secret(os.environ[PASSWORD_ENV])
         )
     ca = (
         pulumi.Output.secret(Path(settings.caBundle).read_text(encoding="utf-8"))
@@ -77,5 +79,5 @@ def load() -> tuple[StackSettings, StackSecrets]:
     return settings, StackSecrets(
         registry_password=password,
         ca_bundle=ca,
-        github_secrets=github_secrets,  # type: ignore[arg-type]
+        github_secrets=github_secrets,
     )

@@ -9,14 +9,12 @@ tags and registry credentials.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
 import pulumi
 import pulumi_docker_build as docker_build
 
 from components import inputs
 from components.cache import plan_cache
-from components.catalog import Target
+from components.catalog import TARGETS, Target
 from components.config import StackSecrets
 from components.settings import StackSettings
 
@@ -60,13 +58,13 @@ class ImageTarget(pulumi.ComponentResource):
             preview=pulumi.runtime.is_dry_run(),
         )
 
-        named: dict[str, Any] = {
+        named: dict[str, docker_build.ContextArgsDict] = {
             ctx: {"location": pulumi.Output.concat("docker-image://", parents[parent].ref)}
             for ctx, parent in target.parents.items()
         }
         named |= {ctx: {"location": loc} for ctx, loc in resolved.source_contexts.items()}
 
-        registries = None
+        registries: list[docker_build.RegistryArgsDict] | None = None
         if settings.registry.username:
             registries = [
                 {
@@ -76,6 +74,10 @@ class ImageTarget(pulumi.ComponentResource):
                 }
             ]
 
+        exports: list[docker_build.ExportArgsDict] | None = (
+            # Without push, load or exports the provider warns; cacheonly says what we mean.
+            None if settings.push else [{"cacheonly": {}}]
+        )
         image = docker_build.Image(
             f"{name}-image",
             push=settings.push,
@@ -88,15 +90,14 @@ class ImageTarget(pulumi.ComponentResource):
             cache_to=cache.cache_to or None,
             builder={"name": settings.builder_name} if settings.builder_name else None,
             build_on_preview=settings.buildOnPreview,
-            platforms=[settings.platform],
+            platforms=[docker_build.Platform(settings.platform)],
             registries=registries,
             secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
             labels={
                 "org.opencontainers.image.title": target.name,
                 "org.opencontainers.image.version": resolved.version_tag,
             },
-            # Without push, load or exports the provider warns; cacheonly says what we mean.
-            exports=None if settings.push else [{"cacheonly": {}}],
+            exports=exports,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ref = image.ref
@@ -118,8 +119,6 @@ class ImageFamily(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("comfyui:images:ImageFamily", name, None, opts)
-        from components.catalog import TARGETS
-
         self.targets: dict[str, ImageTarget] = {}
         for target_name in settings.build_order:
             target = TARGETS[target_name]

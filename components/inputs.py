@@ -17,7 +17,7 @@ from components.settings import StackSettings
 
 def cuda_wheel_tag(cuda: str) -> str:
     """PyTorch's index name for a CUDA release: 12.9.1 -> cu129."""
-    major, minor, *_ = (cuda.split(".") + ["0"])[:2]
+    major, minor = [*cuda.split("."), "0"][:2]
     return f"cu{major}{minor}"
 
 

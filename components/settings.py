@@ -8,6 +8,7 @@ loader only records *whether* a secret is present and hands the ``pulumi.Output`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,7 @@ from components.catalog import TARGETS
 from components.graph import selected_with_parents
 
 NAMESPACE = "comfyui-images"
-PASSWORD_ENV = "COMFYUI_IMAGES_REGISTRY_PASSWORD"
+PASSWORD_ENV = "COMFYUI_IMAGES_REGISTRY_PASSWORD"  # noqa: S105 (a variable name)
 
 
 class SettingsError(ValueError):
@@ -256,9 +257,7 @@ class StackSettings(_Strict):
     @classmethod
     def _arch_list(cls, v: str) -> str:
         if not re.fullmatch(r"\d+\.\d+(\+PTX)?(;\d+\.\d+(\+PTX)?)*", v):
-            raise ValueError(
-                f"cudaArchList {v!r} must look like '8.0;8.6;8.9;9.0;10.0;12.0+PTX'"
-            )
+            raise ValueError(f"cudaArchList {v!r} must look like '8.0;8.6;8.9;9.0;10.0;12.0+PTX'")
         return v
 
     @field_validator("caBundle")
@@ -317,10 +316,14 @@ class StackSettings(_Strict):
 # Keys a stack may set; anything else under the namespace is a typo worth failing on.
 _OBJECT_KEYS = {"registry", "cache", "versions", "sources", "github", "cacheThresholds"}
 _SECRET_KEYS = {"registryPassword", "githubSecrets"}
-KNOWN_KEYS = frozenset(StackSettings.model_fields) - {
-    "hasRegistryPassword",
-    "githubSecretNames",
-} | _SECRET_KEYS
+KNOWN_KEYS = (
+    frozenset(StackSettings.model_fields)
+    - {
+        "hasRegistryPassword",
+        "githubSecretNames",
+    }
+    | _SECRET_KEYS
+)
 
 
 def _format_error(err: ValidationError) -> str:
@@ -333,11 +336,12 @@ def _format_error(err: ValidationError) -> str:
             msg = f"unknown key; remove it or check its spelling (value {e['input']!r})"
         elif e["type"] == "missing":
             msg = f"required; set it with `pulumi config set {where} ...` (see README)"
-        elif e["type"] in ("enum", "literal_error"):
+        elif e["type"] in ("enum", "literal_error") or (
+            "input" in e and not isinstance(e["input"], dict | list)
+        ):
             msg = f"{msg} (got {e['input']!r})"
-        elif "input" in e and not isinstance(e["input"], dict | list):
-            msg = f"{msg} (got {e['input']!r})"
-        lines.append(f"  {where}: {msg}")
+        # Model-level rules already name their keys in the message.
+        lines.append(f"  {where}: {msg}" if loc else f"  {msg}")
     return "invalid stack configuration:\n" + "\n".join(lines)
 
 
@@ -352,8 +356,7 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         raise SettingsError(
             "invalid stack configuration:\n"
             + "\n".join(
-                f"  {key(k)}: unknown key (value {raw[k]!r}); known keys: {known}"
-                for k in unknown
+                f"  {key(k)}: unknown key (value {raw[k]!r}); known keys: {known}" for k in unknown
             )
         )
     try:
@@ -369,8 +372,6 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
 
     Secret keys are replaced by presence flags; their values are never decoded here.
     """
-    import json
-
     secret = set(secret_keys)
     raw: dict[str, Any] = {}
     for full, text in values.items():
@@ -390,8 +391,7 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
         elif name in {"push", "buildOnPreview"}:
             if text not in ("true", "false"):
                 raise SettingsError(
-                    f"invalid stack configuration:\n  {full}: must be true or false, "
-                    f"got {text!r}"
+                    f"invalid stack configuration:\n  {full}: must be true or false, got {text!r}"
                 )
             raw[name] = text == "true"
         else:
@@ -408,8 +408,6 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
 
 def _secret_object_keys(text: str) -> list[str]:
     """Names (never values) of a secret object such as githubSecrets."""
-    import json
-
     try:
         obj = json.loads(text)
     except json.JSONDecodeError:

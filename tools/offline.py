@@ -28,10 +28,10 @@ from pulumi.runtime import settings as runtime_settings
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "comfyui-images"
 IMAGE_TYPE = "docker-build:index:Image"
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (what is shown instead of a secret)
 # How the SDK marks a secret value inside deserialized inputs.
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET_TAG = "1b47061264138c4ac30d75fd1eb44270"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (SDK constant)
+_SECRET_TAG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (SDK constant)
 
 
 @dataclass
@@ -89,6 +89,27 @@ def redact(value: Any) -> Any:
     return value
 
 
+def redact_image_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Redact an Image's inputs but keep their shape where the schema says what is secret.
+
+    The SDK marks a whole top-level input secret when any part is; the provider's schema
+    says which parts really are: the values of ``secrets`` and each registry ``password``.
+    Any other secret input is hidden whole.
+    """
+    result: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if is_secret(value) and name == "secrets":
+            result[name] = dict.fromkeys(unwrap(value) or {}, SECRET_PLACEHOLDER)
+        elif is_secret(value) and name == "registries":
+            result[name] = [
+                {**entry, "password": SECRET_PLACEHOLDER if entry.get("password") else None}
+                for entry in unwrap(value) or []
+            ]
+        else:
+            result[name] = redact(value)
+    return result
+
+
 def fake_digest(name: str) -> str:
     """A stable, per-resource digest so parent pinning is visible and checkable."""
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
@@ -108,7 +129,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["ref"] = f"{first}@{digest}" if digest else first
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:  # noqa: ARG002 (SDK signature)
         return {}
 
 
@@ -120,7 +141,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: list[Resource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
             self.recorded.append(
@@ -175,8 +196,7 @@ def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list
         full = raw_key if ":" in raw_key else f"{PROJECT}:{raw_key}"
         if _has_secure(value):
             secrets.append(full)
-            value = _placeholders(value)
-        values[full] = _as_config_string(value)
+        values[full] = _as_config_string(_placeholders(value))
     return values, secrets
 
 
@@ -211,12 +231,17 @@ def run_program(
     stack: str = "test",
     preview: bool = False,
     env: Mapping[str, str] | None = None,
+    into: Recording | None = None,
 ) -> Recording:
-    """Evaluate the real ``__main__.py`` with ``config`` (a stack file's ``config:``)."""
+    """Evaluate the real ``__main__.py`` with ``config`` (a stack file's ``config:``).
+
+    Pass ``into`` to keep what was registered even when the program raises.
+    """
     values, secret_keys = config_from_mapping(config)
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    recording = Recording(stack=stack, preview=preview)
+    recording = into or Recording(stack=stack, preview=preview)
+    monitor.recorded = recording.resources
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
@@ -230,7 +255,6 @@ def run_program(
 
     try:
         evaluate()
-        recording.resources = monitor.recorded
     finally:
         for k, old in saved_env.items():
             if old is None:

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real stack files and a synthetic base config, evaluated under mocks.
+
+Each test gets fresh Pulumi globals (``tools.offline.run_program`` sets mocks and config
+and restores them), so no state leaks between tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tools.offline import Recording, load_stack_config, run_program
+
+NS = "comfyui-images"
+
+BASE: dict[str, Any] = {
+    f"{NS}:registry": {"address": "registry.example.test:5000", "namespace": "team/comfy"},
+    f"{NS}:targets": ["core-cpu"],
+    f"{NS}:cache": {"backends": ["registry"], "mode": "max"},
+}
+
+Evaluate = Callable[..., Recording]
+
+
+def with_overrides(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A copy of ``base`` with ``NS:key`` values replaced (None removes the key)."""
+    config = copy.deepcopy(base)
+    for name, value in overrides.items():
+        if value is None:
+            config.pop(f"{NS}:{name}", None)
+        else:
+            config[f"{NS}:{name}"] = value
+    return config
+
+
+@pytest.fixture
+def base_config() -> dict[str, Any]:
+    return copy.deepcopy(BASE)
+
+
+@pytest.fixture(params=["dev", "prod"])
+def stack_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def evaluate() -> Evaluate:
+    """Run the real __main__.py with a config mapping (stack-file style keys)."""
+
+    def run(config: dict[str, Any], **kwargs: Any) -> Recording:
+        return run_program(config, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def stack_config() -> Callable[[str], dict[str, Any]]:
+    return load_stack_config

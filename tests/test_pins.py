@@ -1,0 +1,141 @@
+"""Pin routing: each pinned version (and each network input) reaches exactly the Images
+whose layers it changes, as a build arg or a named-context location, and no others.
+
+A bump is evaluated against the baseline; the targets whose build args or source
+contexts differ must equal the expected set. Parent contexts are left out on purpose:
+a child sees a parent change through the parent's digest, not through the pin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.catalog import TARGETS
+from components.settings import Sources, Versions
+from tests.conftest import Evaluate, with_overrides
+from tools.offline import unwrap
+
+RUNTIMES = {"runtime-cuda", "runtime-cpu"}
+CORES = {"core-cuda", "core-cpu"}
+BUILDER = {"sageattention-builder"}
+COMPLETE = {"complete-cuda"}
+
+# pin -> (bumped value, targets whose own inputs must change)
+VERSION_ROUTES: dict[str, tuple[str, set[str]]] = {
+    "python": ("3.13", RUNTIMES | BUILDER),
+    "ubuntu": ("26.04", RUNTIMES | BUILDER),
+    "cuda": ("13.0.2", {"runtime-cuda", "core-cuda"} | BUILDER),
+    "torch": ("2.10.0", CORES | BUILDER),
+    "torchvision": ("0.25.0", CORES),
+    "torchaudio": ("2.10.0", CORES),
+    "comfyCli": ("1.24.0", CORES),
+    "comfyui": ("v0.8.2", CORES),
+    "sageattention": ("v2.2.1", BUILDER),
+}
+
+SOURCE_ROUTES: dict[str, tuple[str, set[str]]] = {
+    "cudaImage": ("mirror.test/nvidia/cuda", {"runtime-cuda"} | BUILDER),
+    "ubuntuImage": ("mirror.test/library/ubuntu", {"runtime-cpu"}),
+    "comfyui": ("https://mirror.test/ComfyUI.git#{version}", CORES),
+    "sageattention": ("https://mirror.test/SageAttention.git#{version}", BUILDER),
+    "torchIndexCpu": ("https://mirror.test/torch/cpu", {"core-cpu"}),
+    "torchIndexCuda": ("https://mirror.test/torch/cu129", {"core-cuda"} | BUILDER),
+    "pypiMirror": ("https://mirror.test/pypi/simple", CORES | BUILDER | COMPLETE),
+    "wheelhouse": ("build/wheelhouse", CORES | BUILDER | COMPLETE),
+}
+
+
+def own_inputs(recording: Any) -> dict[str, dict[str, Any]]:
+    """Build args and non-parent named contexts of each Image."""
+    result = {}
+    for name, resource in recording.images().items():
+        i = unwrap(resource.inputs)
+        named = (i.get("context") or {}).get("named") or {}
+        result[name] = {
+            "args": i.get("buildArgs") or {},
+            "contexts": {
+                ctx: spec["location"]
+                for ctx, spec in named.items()
+                if not spec["location"].startswith("docker-image://")
+            },
+        }
+    return result
+
+
+def changed_targets(
+    evaluate: Evaluate, config: dict[str, Any], section: str, key: str, value: str
+) -> set[str]:
+    baseline = own_inputs(evaluate(config))
+    bumped_config = with_overrides(config, **{section: {key: value}})
+    bumped = own_inputs(evaluate(bumped_config))
+    return {name for name in baseline if baseline[name] != bumped[name]}
+
+
+@pytest.fixture
+def everything(base_config: dict[str, Any]) -> dict[str, Any]:
+    return with_overrides(base_config, targets=list(TARGETS))
+
+
+def test_every_pin_and_source_has_a_route() -> None:
+    assert set(VERSION_ROUTES) == set(Versions.model_fields), "add the new pin to VERSION_ROUTES"
+    assert set(SOURCE_ROUTES) == set(Sources.model_fields), "add the new source to SOURCE_ROUTES"
+
+
+@pytest.mark.parametrize("pin", sorted(VERSION_ROUTES))
+def test_version_reaches_exactly_its_targets(
+    evaluate: Evaluate, everything: dict[str, Any], pin: str
+) -> None:
+    value, expected = VERSION_ROUTES[pin]
+    assert changed_targets(evaluate, everything, "versions", pin, value) == expected
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_ROUTES))
+def test_source_reaches_exactly_its_targets(
+    evaluate: Evaluate, everything: dict[str, Any], source: str
+) -> None:
+    value, expected = SOURCE_ROUTES[source]
+    assert changed_targets(evaluate, everything, "sources", source, value) == expected
+
+
+def test_cuda_arch_list_reaches_only_the_builder(
+    evaluate: Evaluate, everything: dict[str, Any]
+) -> None:
+    baseline = own_inputs(evaluate(everything))
+    bumped = own_inputs(evaluate(with_overrides(everything, cudaArchList="9.0;12.0")))
+    assert {n for n in baseline if baseline[n] != bumped[n]} == BUILDER
+
+
+def test_comfyui_version_is_in_core_inputs_not_runtime(
+    evaluate: Evaluate, everything: dict[str, Any]
+) -> None:
+    inputs = own_inputs(evaluate(everything))
+    for name in CORES:
+        assert inputs[name]["args"]["COMFYUI_VERSION"] == "v0.8.1"
+        assert inputs[name]["contexts"]["comfyui-src"].endswith("#v0.8.1")
+    for name in RUNTIMES:
+        assert "v0.8.1" not in str(inputs[name])
+
+
+def test_pins_reach_the_dockerfile_as_the_declared_arg(
+    evaluate: Evaluate, everything: dict[str, Any]
+) -> None:
+    """What the catalog routes is what the provider receives, arg for arg."""
+    inputs = own_inputs(evaluate(everything))
+    for name, target in TARGETS.items():
+        assert set(inputs[name]["args"]) == set(target.args), name
+
+
+@pytest.mark.parametrize(
+    ("pin", "context", "targets"),
+    [("comfyui", "comfyui-src", CORES), ("sageattention", "sageattention-src", BUILDER)],
+)
+def test_source_pin_selects_the_source_revision(
+    evaluate: Evaluate, everything: dict[str, Any], pin: str, context: str, targets: set[str]
+) -> None:
+    """A bump must change the fetched source itself, not only a label-like build arg."""
+    value, _ = VERSION_ROUTES[pin]
+    inputs = own_inputs(evaluate(with_overrides(everything, versions={pin: value})))
+    for name in targets:
+        assert inputs[name]["contexts"][context].endswith(f"#{value}"), name

@@ -1,0 +1,334 @@
+"""The real ``__main__.py`` under recording mocks: what the docker-build provider receives.
+
+Fed the committed stack files and synthetic configs. Assertions use the camelCase wire
+keys the provider sees, with secrets unwrapped only where a value must be compared.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.catalog import TARGETS
+from components.settings import PASSWORD_ENV, SettingsError
+from tests.conftest import NS, Evaluate, with_overrides
+from tools.offline import IMAGE_TYPE, ROOT, Recording, is_secret, unwrap
+
+ALL = list(TARGETS)
+
+
+def images(recording: Recording) -> dict[str, dict[str, Any]]:
+    return {name: unwrap(r.inputs) for name, r in recording.images().items()}
+
+
+def all_tags(imgs: dict[str, dict[str, Any]]) -> set[str]:
+    return {tag for i in imgs.values() for tag in i["tags"]}
+
+
+# --- the real stack files -------------------------------------------------------------
+
+
+def test_stack_files_evaluate(evaluate: Evaluate, stack_config: Any, stack_name: str) -> None:
+    recording = evaluate(stack_config(stack_name), stack=stack_name)
+    imgs = images(recording)
+    wanted = stack_config(stack_name)[f"{NS}:targets"]
+    assert set(wanted) <= set(imgs)
+    for name, i in imgs.items():
+        assert name in recording.images()[name].name, "Image resource name carries the target"
+        assert i["target"] == TARGETS[name].stage
+        assert i["dockerfile"]["location"] == TARGETS[name].dockerfile
+        assert (ROOT / i["dockerfile"]["location"]).is_file(), f"{name}: Dockerfile missing"
+
+
+def test_dev_stack_is_laptop_shaped(evaluate: Evaluate, stack_config: Any) -> None:
+    imgs = images(evaluate(stack_config("dev"), stack="dev"))
+    assert set(imgs) == {"runtime-cpu", "core-cpu"}, "dev builds the CPU chain only"
+    for name, i in imgs.items():
+        assert all(t.startswith("localhost:") for t in i["tags"]), name
+        assert i["builder"] == {"name": "comfyui-images"}, "dev builds on the quick-start builder"
+        assert not any("gha" in e for e in i["cacheFrom"]), "no GitHub on a laptop"
+        assert i["push"] is True
+
+
+def test_prod_stack_builds_everything_with_gha_and_registry(
+    evaluate: Evaluate, stack_config: Any
+) -> None:
+    imgs = images(evaluate(stack_config("prod"), stack="prod"))
+    assert set(imgs) == set(ALL)
+    for name, i in imgs.items():
+        assert all(t.startswith("ghcr.io/") for t in i["tags"]), name
+        assert [next(iter(e)) for e in i["cacheTo"]] == ["gha", "registry"], name
+        assert all(next(iter(e.values()))["mode"] == "max" for e in i["cacheTo"]), name
+
+
+# --- cache rules -----------------------------------------------------------------------
+
+
+def test_gha_scope_per_target_unique_mode_and_ignore_error(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, targets=ALL, cache={"backends": ["gha"], "mode": "min"})
+    imgs = images(evaluate(config, stack="staging"))
+    scopes = []
+    for name, i in imgs.items():
+        (src,) = i["cacheFrom"]
+        (dst,) = i["cacheTo"]
+        assert src["gha"]["scope"] == dst["gha"]["scope"], f"{name} reads its own scope"
+        assert name in dst["gha"]["scope"], f"{name}: scope derives from the target name"
+        assert dst["gha"]["mode"] == "min"
+        assert dst["gha"]["ignoreError"] is True, f"{name}: a cache outage must not fail it"
+        scopes.append(dst["gha"]["scope"])
+    assert len(scopes) == len(set(scopes)) == len(ALL), "gha scopes collide"
+
+
+def test_registry_cache_refs_unique_and_never_an_image_tag(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, targets=ALL, cache={"backends": ["registry"]})
+    imgs = images(evaluate(config))
+    refs = []
+    for name, i in imgs.items():
+        (src,) = i["cacheFrom"]
+        (dst,) = i["cacheTo"]
+        assert src["registry"]["ref"] == dst["registry"]["ref"], name
+        assert dst["registry"]["mode"] == "max"
+        assert dst["registry"]["ignoreError"] is True
+        assert "imageManifest" not in dst["registry"]
+        refs.append(dst["registry"]["ref"])
+    assert len(set(refs)) == len(ALL), "registry cache refs collide between targets"
+    assert not set(refs) & all_tags(imgs), "a registry cache ref is also an image tag"
+
+
+def test_image_manifest_switch_for_ecr(evaluate: Evaluate, base_config: dict[str, Any]) -> None:
+    config = with_overrides(base_config, cache={"backends": ["registry"], "imageManifest": True})
+    for name, i in images(evaluate(config)).items():
+        (dst,) = i["cacheTo"]
+        assert dst["registry"]["imageManifest"] is True, name
+        assert dst["registry"]["ociMediaTypes"] is True, name
+
+
+def test_inline_has_no_mode_and_is_read_through_registry_from_own_tag(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, cache={"backends": ["inline"], "mode": "min"})
+    for name, i in images(evaluate(config)).items():
+        assert i["cacheTo"] == [{"inline": {}}], f"{name}: inline takes no parameters"
+        (src,) = i["cacheFrom"]
+        assert set(src) == {"registry"}, f"{name}: type=inline is not a cache source"
+        assert src["registry"]["ref"] in i["tags"], f"{name}: inline cache lives in the image"
+
+
+def test_local_cache_directory_per_target(evaluate: Evaluate, base_config: dict[str, Any]) -> None:
+    config = with_overrides(base_config, targets=ALL, cache={"backends": ["local"]})
+    dirs = []
+    for name, i in images(evaluate(config)).items():
+        (src,) = i["cacheFrom"]
+        (dst,) = i["cacheTo"]
+        assert src["local"]["src"] == dst["local"]["dest"]
+        assert src["local"]["src"].endswith(f"/{name}")
+        dirs.append(dst["local"]["dest"])
+    assert len(set(dirs)) == len(ALL)
+
+
+def test_backends_keep_configured_order_and_empty_means_no_cache(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, cache={"backends": ["local", "registry", "gha"]})
+    for i in images(evaluate(config)).values():
+        assert [next(iter(e)) for e in i["cacheTo"]] == ["local", "registry", "gha"]
+    config = with_overrides(base_config, cache={"backends": []})
+    for i in images(evaluate(config)).values():
+        assert "cacheTo" not in i
+        assert "cacheFrom" not in i
+
+
+def test_preview_never_writes_registry_cache_but_keeps_gha(
+    evaluate: Evaluate, stack_config: Any
+) -> None:
+    recording = evaluate(stack_config("prod"), stack="prod", preview=True)
+    for name, i in images(recording).items():
+        kinds_to = [next(iter(e)) for e in i["cacheTo"]]
+        kinds_from = [next(iter(e)) for e in i["cacheFrom"]]
+        assert "registry" not in kinds_to, f"{name}: a preview wrote the shared registry cache"
+        assert "gha" in kinds_to, f"{name}: gha writes are branch-isolated and stay on"
+        assert "registry" in kinds_from, f"{name}: previews still read the registry cache"
+
+
+def test_preview_registry_writes_can_be_opted_in(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, cache={"backends": ["registry"], "writeOnPreview": True})
+    for i in images(evaluate(config, preview=True)).values():
+        assert [next(iter(e)) for e in i["cacheTo"]] == ["registry"]
+
+
+def test_build_on_preview_is_configurable(evaluate: Evaluate, base_config: dict[str, Any]) -> None:
+    on = images(evaluate(base_config, preview=True))
+    off = images(evaluate(with_overrides(base_config, buildOnPreview=False), preview=True))
+    assert all(i["buildOnPreview"] is True for i in on.values())
+    assert all(i["buildOnPreview"] is False for i in off.values())
+
+
+# --- graph and parents -------------------------------------------------------------------
+
+
+def test_children_reach_parents_through_digest_pinned_named_contexts(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    recording = evaluate(with_overrides(base_config, targets=["complete-cuda"]))
+    resources = recording.images()
+    imgs = images(recording)
+    assert set(imgs) == {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
+    for name, i in imgs.items():
+        named = (i["context"].get("named")) or {}
+        for ctx, parent in TARGETS[name].parents.items():
+            parent_ref = f"{imgs[parent]['tags'][0]}@sha256:"
+            location = named[ctx]["location"]
+            assert location.startswith(f"docker-image://{parent_ref}"), (
+                f"{name}: context {ctx} must be docker-image:// + {parent}'s digest-pinned ref"
+            )
+            assert resources[parent].urn in resources[name].dependencies, (
+                f"{name} must depend on {parent}"
+            )
+
+
+def test_unknown_target_registers_nothing(evaluate: Evaluate, base_config: dict[str, Any]) -> None:
+    recording = Recording(stack="test", preview=False)
+    with pytest.raises(SettingsError, match="unknown target 'core-gpu'"):
+        evaluate(with_overrides(base_config, targets=["core-cpu", "core-gpu"]), into=recording)
+    assert recording.resources == [], "resources were registered before validation failed"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"cache": {"backends": ["inline"], "mode": "max"}},
+        {"registry": {"address": "ghcr.io", "namespace": "a/b", "username": "bot"}},
+        {"versions": {"torch": "latest please"}},
+        {"typo": True},
+    ],
+)
+def test_bad_config_registers_nothing(
+    evaluate: Evaluate,
+    base_config: dict[str, Any],
+    override: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    recording = Recording(stack="test", preview=False)
+    with pytest.raises(SettingsError):
+        evaluate(with_overrides(base_config, **override), into=recording)
+    assert recording.resources == []
+
+
+# --- tags, credentials, secrets -----------------------------------------------------------
+
+
+def test_tags_fully_qualified_version_and_moving(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, targets=ALL, movingTag="edge")
+    imgs = images(evaluate(config))
+    for name, i in imgs.items():
+        repo = f"registry.example.test:5000/team/comfy/{name}"
+        version_tag, moving = i["tags"]
+        assert version_tag.startswith(f"{repo}:"), name
+        assert version_tag != f"{repo}:edge", name
+        assert moving == f"{repo}:edge", name
+    assert len(all_tags(imgs)) == 2 * len(ALL), "two targets share a tag"
+
+
+def test_password_is_secret_on_every_image_and_never_in_plain_inputs(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(
+        base_config,
+        targets=ALL,
+        registry={"address": "ghcr.io", "namespace": "acme/x", "username": "bot"},
+        registryPassword={"secure": "v1:ciphertext"},
+    )
+    recording = evaluate(config)
+    for name, resource in recording.images().items():
+        registries = resource.inputs["registries"]
+        assert is_secret(registries), f"{name}: registry credentials are not a secret"
+        (entry,) = unwrap(registries)
+        assert entry["address"] == "ghcr.io"
+        assert entry["username"] == "bot"
+        assert entry["password"] == "[secret]"
+        for key, value in resource.inputs.items():
+            if key != "registries":
+                assert "[secret]" not in json.dumps(unwrap(value)), f"{name}.{key} leaks it"
+
+
+def test_password_from_environment_is_a_secret(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(
+        base_config, registry={"address": "ghcr.io", "namespace": "acme/x", "username": "bot"}
+    )
+    recording = evaluate(config, env={PASSWORD_ENV: "token-from-env"})
+    for resource in recording.images().values():
+        assert is_secret(resource.inputs["registries"])
+        assert unwrap(resource.inputs["registries"])[0]["password"] == "token-from-env"
+        assert "token-from-env" not in json.dumps(
+            {k: v for k, v in resource.inputs.items() if k != "registries"}
+        )
+
+
+def test_plaintext_password_in_config_is_refused(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, registryPassword="hunter2")
+    recording = Recording(stack="test", preview=False)
+    with pytest.raises(SettingsError, match=r"registryPassword: stored in plain text.*--secret"):
+        evaluate(config, into=recording)
+    assert recording.resources == []
+
+
+def test_no_credentials_without_username(evaluate: Evaluate, stack_config: Any) -> None:
+    for i in images(evaluate(stack_config("prod"), stack="prod")).values():
+        assert "registries" not in i
+
+
+def test_ca_bundle_is_a_build_secret_not_an_arg(
+    evaluate: Evaluate, base_config: dict[str, Any], tmp_path: Path
+) -> None:
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIcorp\n-----END CERTIFICATE-----\n")
+    recording = evaluate(with_overrides(base_config, caBundle=str(bundle)))
+    for name, resource in recording.images().items():
+        assert is_secret(resource.inputs["secrets"]), name
+        assert unwrap(resource.inputs["secrets"]) == {"ca": bundle.read_text()}
+        plain = json.dumps({k: v for k, v in resource.inputs.items() if k != "secrets"})
+        assert "MIIcorp" not in plain, f"{name}: CA bundle leaked outside secrets"
+
+
+def test_builder_is_used_by_every_image_only_when_named(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    named = images(evaluate(with_overrides(base_config, targets=ALL, builder="k8s-remote")))
+    assert all(i["builder"] == {"name": "k8s-remote"} for i in named.values())
+    default = images(evaluate(with_overrides(base_config, targets=ALL)))
+    assert all("builder" not in i for i in default.values())
+
+
+def test_push_false_exports_cache_only(evaluate: Evaluate, base_config: dict[str, Any]) -> None:
+    config = with_overrides(base_config, targets=["runtime-cpu"], push=False)
+    (i,) = images(evaluate(config)).values()
+    assert i["push"] is False
+    assert i["exports"] == [{"cacheonly": {}}]
+
+
+def test_only_images_and_components_are_registered(
+    evaluate: Evaluate, stack_config: Any, stack_name: str
+) -> None:
+    recording = evaluate(stack_config(stack_name), stack=stack_name)
+    types = {r.type for r in recording.resources}
+    assert types <= {IMAGE_TYPE, "comfyui:images:ImageTarget", "comfyui:images:ImageFamily"}
+    for resource in recording.of_type(IMAGE_TYPE):
+        parent = recording.by_urn(resource.parent)
+        assert parent is not None
+        assert parent.type == "comfyui:images:ImageTarget"

@@ -1,0 +1,205 @@
+"""Pure validation: bad config fails with a message naming the key, the value and the fix.
+
+No Pulumi here: ``decode_config`` + ``parse_settings`` are what ``components.config.load``
+runs before anything is registered (the program-level tests prove that ordering).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.catalog import TARGETS, Target
+from components.graph import GraphError, selected_with_parents
+from components.settings import (
+    PASSWORD_ENV,
+    SettingsError,
+    StackSettings,
+    decode_config,
+    parse_settings,
+)
+
+NS = "comfyui-images"
+
+
+def settings_from(config: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> StackSettings:
+    strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    for k, v in config.items():
+        if isinstance(v, bool):
+            strings[k] = "true" if v else "false"
+    return parse_settings(decode_config(strings, secret_keys))
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        f"{NS}:registry": {"address": "registry.example.test", "namespace": "team/comfy"},
+        f"{NS}:targets": ["core-cpu"],
+    }
+    for name, value in overrides.items():
+        config[f"{NS}:{name}"] = value
+    return config
+
+
+def error_for(config: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> str:
+    with pytest.raises(SettingsError) as info:
+        settings_from(config, secret_keys)
+    return str(info.value)
+
+
+def test_minimal_config_is_valid() -> None:
+    settings = settings_from(base())
+    assert settings.build_order == ["runtime-cpu", "core-cpu"]
+    assert settings.push is True
+
+
+@pytest.mark.parametrize(
+    ("override", "expected_fragments"),
+    [
+        # unknown top-level key: names key, value, and that it is unknown
+        (
+            {"targetz": ["core-cpu"]},
+            ["comfyui-images:targetz", "unknown key", "core-cpu", "targets"],
+        ),
+        # unknown nested key
+        (
+            {"cache": {"backends": ["registry"], "mood": "max"}},
+            ["comfyui-images:cache.mood", "unknown key", "max"],
+        ),
+        # unknown target
+        (
+            {"targets": ["core-gpu"]},
+            ["comfyui-images:targets", "core-gpu", "known targets", "core-cuda"],
+        ),
+        # bad cache backend
+        ({"cache": {"backends": ["s4"]}}, ["comfyui-images:cache.backends.0", "s4", "gha"]),
+        # bad mode
+        (
+            {"cache": {"backends": ["registry"], "mode": "maximum"}},
+            ["comfyui-images:cache.mode", "maximum", "min"],
+        ),
+        # inline only + max: must point at registry
+        (
+            {"cache": {"backends": ["inline"], "mode": "max"}},
+            ["comfyui-images:cache", "inline", "max", "registry"],
+        ),
+        # duplicated backend
+        (
+            {"cache": {"backends": ["gha", "gha"]}},
+            ["comfyui-images:cache.backends", "gha", "twice"],
+        ),
+        # registry address with a scheme
+        (
+            {"registry": {"address": "https://ghcr.io", "namespace": "a/b"}},
+            ["comfyui-images:registry.address", "https://ghcr.io", "host[:port]"],
+        ),
+        # uppercase namespace
+        (
+            {"registry": {"address": "ghcr.io", "namespace": "Acme/X"}},
+            ["comfyui-images:registry.namespace", "Acme/X", "lowercase"],
+        ),
+        # missing registry
+        ({"registry": None}, ["comfyui-images:registry", "required", "pulumi config set"]),
+        # bad pinned version
+        ({"versions": {"comfyui": "v 1"}}, ["comfyui-images:versions.comfyui", "v 1"]),
+        # unknown pin
+        ({"versions": {"comfyu": "v1"}}, ["comfyui-images:versions.comfyu", "unknown key"]),
+        # source template without the version placeholder
+        (
+            {"sources": {"comfyui": "https://mirror.test/ComfyUI.git"}},
+            ["comfyui-images:sources.comfyui", "{version}", "mirror.test"],
+        ),
+        # credentials inside an index URL
+        (
+            {"sources": {"pypiMirror": "https://u:p@mirror.test/simple"}},
+            ["comfyui-images:sources.pypiMirror", "credentials"],
+        ),
+        # bad push type
+        ({"push": "yes"}, ["comfyui-images:push", "true or false", "yes"]),
+        # push false with a child target
+        ({"push": False}, ["comfyui-images:push", "core-cpu", "runtime-cpu", "push to true"]),
+        # writeOnPreview without registry
+        (
+            {"cache": {"backends": ["gha"], "writeOnPreview": True}},
+            ["comfyui-images:cache", "writeOnPreview", "registry"],
+        ),
+        # bad arch list
+        ({"cudaArchList": "sm_90"}, ["comfyui-images:cudaArchList", "sm_90"]),
+        # bad platform
+        ({"platform": "linux/riscv"}, ["comfyui-images:platform", "linux/riscv"]),
+        # ca bundle that does not exist
+        (
+            {"caBundle": "/nonexistent/ca.pem"},
+            ["comfyui-images:caBundle", "/nonexistent/ca.pem", "PEM"],
+        ),
+        # thresholds out of range
+        ({"cacheThresholds": {"core-cpu": 1.5}}, ["comfyui-images:cacheThresholds", "1.5"]),
+    ],
+)
+def test_bad_config_names_key_value_and_fix(
+    override: dict[str, Any], expected_fragments: list[str]
+) -> None:
+    config = base()
+    for name, value in override.items():
+        if value is None:
+            config.pop(f"{NS}:{name}")
+        else:
+            config[f"{NS}:{name}"] = value
+    message = error_for(config)
+    for fragment in expected_fragments:
+        assert fragment in message, f"{fragment!r} missing from error:\n{message}"
+
+
+def test_username_without_password_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    config = base(registry={"address": "ghcr.io", "namespace": "a/b", "username": "bot"})
+    message = error_for(config)
+    assert "comfyui-images:registry.username" in message
+    assert "bot" in message
+    assert "pulumi config set --secret comfyui-images:registryPassword" in message
+    assert PASSWORD_ENV in message
+
+
+def test_password_from_environment_satisfies_username(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    config = base(registry={"address": "ghcr.io", "namespace": "a/b", "username": "bot"})
+    assert settings_from(config).hasRegistryPassword
+
+
+def test_secret_values_are_never_decoded() -> None:
+    config = base(registryPassword="hunter2")
+    raw = decode_config(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+        [f"{NS}:registryPassword"],
+    )
+    assert "hunter2" not in json.dumps(raw)
+    assert raw["hasRegistryPassword"] is True
+
+
+def test_parents_come_along_in_build_order() -> None:
+    order = settings_from(base(targets=["complete-cuda"])).build_order
+    assert set(order) == {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
+    for name in order:
+        for parent in TARGETS[name].parents.values():
+            assert order.index(parent) < order.index(name), f"{parent} must precede {name}"
+
+
+def test_cycle_is_reported_with_its_path() -> None:
+    catalog = {
+        "a": Target(name="a", directory="x", stage="a", parents={"b": "b"}),
+        "b": Target(name="b", directory="x", stage="b", parents={"c": "c"}),
+        "c": Target(name="c", directory="x", stage="c", parents={"a": "a"}),
+    }
+    with pytest.raises(GraphError, match=r"cycle between targets: a -> b -> c -> a"):
+        selected_with_parents(["a"], catalog)
+
+
+def test_unknown_parent_is_reported_with_its_child() -> None:
+    catalog = {"a": Target(name="a", directory="x", stage="a", parents={"p": "ghost"})}
+    with pytest.raises(GraphError, match=r"unknown target 'ghost' \(parent of a\)"):
+        selected_with_parents(["a"], catalog)
+
+
+def test_catalog_graph_is_acyclic_and_complete() -> None:
+    assert set(selected_with_parents(TARGETS)) == set(TARGETS)

@@ -1,0 +1,165 @@
+"""Offline plan: what a stack will build and how it caches, without the Pulumi CLI.
+
+Runs the real ``__main__.py`` under the recording mocks the tests use, then prints per
+target its parents, tags, cache sources and destinations, build args and named contexts.
+Secrets are redacted. ``--format json`` prints the recorded provider inputs, which
+``tools.bake`` turns into a bake file.
+
+    scripts/plan --stack dev [--format json] [--preview]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from components.graph import GraphError
+from components.settings import SettingsError
+from tools.offline import Recording, redact, redact_image_inputs, run_stack
+
+DOCKER_IMAGE = "docker-image://"
+
+
+def cache_entry_to_string(entry: dict[str, Any]) -> str:
+    """A provider cache entry as BuildKit's ``type=...,key=value`` string."""
+    ((kind, params),) = entry.items()
+    names = {
+        "ignoreError": "ignore-error",
+        "imageManifest": "image-manifest",
+        "ociMediaTypes": "oci-mediatypes",
+    }
+    parts = [f"type={kind}"]
+    first = ("ref", "scope", "src", "dest")
+    ordered = sorted((params or {}).items(), key=lambda kv: (kv[0] not in first, kv[0]))
+    for name, value in ordered:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        parts.append(f"{names.get(name, name)}={text}")
+    return ",".join(parts)
+
+
+def _parent_of(location: str, refs: dict[str, str]) -> str | None:
+    """The target whose image a ``docker-image://`` named context points at."""
+    if not location.startswith(DOCKER_IMAGE):
+        return None
+    ref = location.removeprefix(DOCKER_IMAGE).split("@", 1)[0]
+    return next((name for name, first_tag in refs.items() if first_tag == ref), None)
+
+
+def to_plan(recording: Recording) -> dict[str, Any]:
+    """The machine-readable plan: per target, parents plus redacted provider inputs."""
+    images = recording.images()
+    first_tags = {name: (redact(r.inputs.get("tags")) or [""])[0] for name, r in images.items()}
+    targets: dict[str, Any] = {}
+    for name, resource in images.items():
+        inputs = redact_image_inputs(resource.inputs)
+        named = (inputs.get("context") or {}).get("named") or {}
+        parents = {
+            ctx: parent
+            for ctx, spec in named.items()
+            if (parent := _parent_of(str(spec.get("location", "")), first_tags))
+        }
+        targets[name] = {"resource": resource.name, "parents": parents, "inputs": inputs}
+    order = _order(targets)
+    return {
+        "stack": recording.stack,
+        "preview": recording.preview,
+        "order": order,
+        "targets": {name: targets[name] for name in order},
+    }
+
+
+def _order(targets: dict[str, Any]) -> list[str]:
+    done: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        for parent in targets[name]["parents"].values():
+            visit(parent)
+        done.append(name)
+
+    for name in sorted(targets):
+        visit(name)
+    return done
+
+
+def render_text(plan: dict[str, Any]) -> str:
+    mode = "pulumi preview" if plan["preview"] else "pulumi up"
+    lines = [
+        f"stack {plan['stack']} ({mode}): {len(plan['order'])} targets, "
+        f"build order {' -> '.join(plan['order'])}"
+    ]
+    for name in plan["order"]:
+        t = plan["targets"][name]
+        i = t["inputs"]
+        ctx = i.get("context") or {}
+        lines += ["", f"{name}  [{t['resource']}]"]
+        row = lines.append
+
+        def items(mapping: dict[str, Any] | None) -> list[str]:
+            return [f"{k}={v}" for k, v in sorted((mapping or {}).items())]
+
+        row(f"  parents:      {', '.join(f'{c} <- {p}' for c, p in t['parents'].items()) or '-'}")
+        row(
+            f"  dockerfile:   {(i.get('dockerfile') or {}).get('location')} "
+            f"(target {i.get('target')}, context {ctx.get('location')})"
+        )
+        row(
+            f"  push:         {i.get('push')}   builder: "
+            f"{(i.get('builder') or {}).get('name') or '(provider default)'}"
+        )
+        for n, tag in enumerate(i.get("tags") or []):
+            row(f"  {'tags:' if n == 0 else '':13} {tag}")
+        for label, key in (("cache from:", "cacheFrom"), ("cache to:", "cacheTo")):
+            entries = i.get(key) or []
+            if not entries:
+                row(f"  {label:13} -")
+            for n, entry in enumerate(entries):
+                row(f"  {label if n == 0 else '':13} {cache_entry_to_string(entry)}")
+        for label, values in (
+            ("build args:", items(i.get("buildArgs"))),
+            (
+                "named ctx:",
+                [f"{k}={v['location']}" for k, v in sorted((ctx.get("named") or {}).items())],
+            ),
+            ("secrets:", items(i.get("secrets"))),
+            (
+                "registries:",
+                [
+                    f"{r.get('address')} user={r.get('username')} password={r.get('password')}"
+                    for r in i.get("registries") or []
+                ],
+            ),
+        ):
+            if not values:
+                row(f"  {label:13} -")
+            for n, value in enumerate(values):
+                row(f"  {label if n == 0 else '':13} {value}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--preview", action="store_true", help="plan a `pulumi preview` instead of a `pulumi up`"
+    )
+    args = parser.parse_args(argv)
+    try:
+        recording = run_stack(args.stack, preview=args.preview)
+    except (SettingsError, GraphError, FileNotFoundError) as err:
+        print(f"plan: stack {args.stack}: {err}", file=sys.stderr)
+        return 1
+    plan = to_plan(recording)
+    if args.format == "json":
+        print(json.dumps(plan, indent=2, sort_keys=True))
+    else:
+        print(render_text(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
