@@ -92,7 +92,7 @@ def test_unknown_stack_names_the_known_ones(capsys: pytest.CaptureFixture[str]) 
     assert plan.main(["--stack", "nope"]) == 1
     err = capsys.readouterr().err
     assert "Pulumi.nope.yaml" in err
-    assert "known stacks: dev, prod" in err
+    assert "known stacks: ci, dev, prod" in err
 
 
 def test_cache_entry_strings_are_buildkit_syntax() -> None:

@@ -322,12 +322,14 @@ def test_push_false_exports_cache_only(evaluate: Evaluate, base_config: dict[str
     assert i["exports"] == [{"cacheonly": {}}]
 
 
-def test_only_images_and_components_are_registered(
+def test_images_sit_under_their_components(
     evaluate: Evaluate, stack_config: Any, stack_name: str
 ) -> None:
     recording = evaluate(stack_config(stack_name), stack=stack_name)
-    types = {r.type for r in recording.resources}
-    assert types <= {IMAGE_TYPE, "comfyui:images:ImageTarget", "comfyui:images:ImageFamily"}
+    for resource in recording.of_type("comfyui:images:ImageTarget"):
+        family = recording.by_urn(resource.parent)
+        assert family is not None
+        assert family.type == "comfyui:images:ImageFamily"
     for resource in recording.of_type(IMAGE_TYPE):
         parent = recording.by_urn(resource.parent)
         assert parent is not None
