@@ -34,7 +34,8 @@ def resolve(settings: StackSettings) -> dict[str, str]:
         "torchaudio": v.torchaudio,
         "torchIndexCpu": s.torchIndexCpu,
         "torchIndexCuda": s.torchIndexCuda
-        or f"https://download.pytorch.org/whl/{cuda_wheel_tag(v.cuda)}",
+        if s.torchIndexCuda is not None
+        else f"https://download.pytorch.org/whl/{cuda_wheel_tag(v.cuda)}",
         "comfyCli": v.comfyCli,
         "comfyui": v.comfyui,
         "comfyuiSource": s.comfyui.replace("{version}", v.comfyui),

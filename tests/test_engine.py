@@ -1,0 +1,215 @@
+"""Caching on the real engine (scripts/engine-up): what BuildKit itself reports.
+
+The scenarios of ``tools.scenarios`` run once per session against the `ci` stack, each on
+a pruned builder with no local images, so every reuse comes from the registry cache.
+For each scenario and target, the set of steps BuildKit reports ``cached`` must be exactly
+the steps before the one the scenario changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import cache_report
+from tools.bake import to_bake
+from tools.offline import run_program
+from tools.plan import to_plan
+from tools.scenarios import (
+    CA_BUNDLE,
+    NS,
+    RUNS,
+    SCENARIOS,
+    WORK,
+    Engine,
+    Scenario,
+    TargetRun,
+    apply,
+    ci_config,
+    docker,
+    engine_from_env,
+    ensure_inputs,
+    family,
+    first_changed_index,
+    prepare,
+    read_vertices,
+    reset_local_state,
+    run_scenario,
+    steps_of,
+)
+
+pytestmark = pytest.mark.engine
+
+Results = dict[str, tuple[Scenario, dict[str, Any], dict[str, TargetRun]]]
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    found = engine_from_env()
+    if found is None:
+        message = "no BuildKit engine: run scripts/engine-up (scripts/test sources .engine/env)"
+        if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return f"t{int(time.time())}"
+
+
+@pytest.fixture(scope="session")
+def results(engine: Engine, run_id: str) -> Results:
+    """Every scenario, in order; each one changes one thing relative to the previous."""
+    config = ci_config(engine, run_id)
+    prepare(config)
+    done: Results = {}
+    for scenario in SCENARIOS:
+        config = apply(config, scenario)
+        ensure_inputs(engine, config)
+        runs = run_scenario(config, scenario, RUNS / run_id / scenario.name)
+        done[scenario.name] = (scenario, config, runs)
+    return done
+
+
+@pytest.mark.parametrize("scenario_name", [s.name for s in SCENARIOS])
+def test_reuses_exactly_the_steps_before_the_change(results: Results, scenario_name: str) -> None:
+    scenario, _, runs = results[scenario_name]
+    assert set(runs) == {"runtime-cpu", "runtime-cuda", "core-cpu", "core-cuda"}
+    for target, run in runs.items():
+        assert run.steps, f"{target}: no build steps found in {run.progress_file}"
+        first = first_changed_index(run.steps, scenario.first_change[family(target)])
+        expected = [s.text[:50] for s in run.steps[:first]]
+        reported = [s.text[:50] for s in run.steps if s.cached]
+        assert reported == expected, (
+            f"{scenario_name}/{target}: BuildKit reused {len(reported)} steps, expected the "
+            f"{len(expected)} before step {first + 1}; progress: {run.progress_file}"
+        )
+
+
+def _image_ref(run: TargetRun, tag_repo: str) -> str:
+    digest = run.metadata["containerimage.digest"]
+    return f"{tag_repo}@{digest}"
+
+
+def _run_in(image: str, *command: str) -> str:
+    result = docker("run", "--rm", "--entrypoint", command[0], image, *command[1:], check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("target", ["core-cpu", "core-cuda"])
+def test_version_bumps_are_never_stale(results: Results, target: str) -> None:
+    """The image built after a bump holds the new version, not a cached old one."""
+    for name, probe in (
+        ("comfyui-bump", ("cat", "/opt/comfyui/comfyui_version.py")),
+        ("comfy-cli-bump", ("/opt/venv/bin/pip", "show", "comfy-cli")),
+    ):
+        scenario, config, runs = results[name]
+        registry = config[f"{NS}:registry"]
+        repo = f"{registry['address']}/{registry['namespace']}/{target}"
+        output = _run_in(_image_ref(runs[target], repo), *probe)
+        wanted = next(iter(scenario.versions.values())).removeprefix("v")
+        assert wanted in output, f"{name}: {target} still holds an old version:\n{output}"
+
+
+def test_base_change_reaches_the_image(results: Results) -> None:
+    scenario, config, runs = results["base-change"]
+    registry = config[f"{NS}:registry"]
+    repo = f"{registry['address']}/{registry['namespace']}/core-cpu"
+    marker = _run_in(_image_ref(runs["core-cpu"], repo), "cat", "/etc/comfyui-standin")
+    assert marker == f"ubuntu {scenario.versions['ubuntu']}"
+
+
+def test_cache_report_on_real_progress(
+    results: Results, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report counts what the scenarios measured, and enforces the ci thresholds."""
+    for name, expected_exit in (("app-change", 0), ("cold", 1)):
+        _, _, runs = results[name]
+        argv = [f"--progress={t}={r.progress_file}" for t, r in runs.items()]
+        argv += ["--stack", "ci"]
+        assert cache_report.main(argv) == expected_exit, name
+        out, err = capsys.readouterr()
+        for target, run in runs.items():
+            rate = f"{run.cached / len(run.steps):.0%}"
+            assert f"| {target} | {len(run.steps)} | {run.cached} | {rate}" in out, out
+        if expected_exit:
+            assert "below its threshold" in err
+            assert "comfyui-images:cacheThresholds" in err
+
+
+# --- cache settings the foundation rejects or requires, checked against the engine -------
+
+
+def _bake_one(
+    config: dict[str, Any], target: str, tmp: Path, **edits: Any
+) -> subprocess.CompletedProcess[str]:
+    plan = to_plan(run_program(config, stack="ci"))
+    bake = to_bake(plan, secrets={"ca": CA_BUNDLE}, parents="image")
+    bake["target"][target].update(edits)
+    bake_file = tmp / "bake.json"
+    bake_file.write_text(json.dumps(bake))
+    return subprocess.run(
+        ["docker", "buildx", "bake", "--file", str(bake_file), "--progress", "rawjson", target],
+        cwd=WORK,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+
+
+@pytest.fixture
+def runtime_config(engine: Engine, results: Results) -> dict[str, Any]:
+    """The ci stack reduced to runtime-cpu, once the scenarios have set up the work dir."""
+    _, config, _ = results["base-change"]
+    config = {**config, f"{NS}:targets": ["runtime-cpu"]}
+    ensure_inputs(engine, config)
+    return config
+
+
+def test_dead_cache_registry_does_not_fail_the_build(
+    runtime_config: dict[str, Any], tmp_path: Path
+) -> None:
+    dead = "127.0.0.1:9/dead/buildcache"  # nothing listens on the discard port
+    config = {
+        **runtime_config,
+        f"{NS}:cache": {"backends": ["registry"], "mode": "max", "registryRepository": dead},
+    }
+    reset_local_state()
+    ok = _bake_one(config, "runtime-cpu", tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    # Control: the same export without ignore-error fails, so the flag is what saves it.
+    strict = [f"type=registry,ref={dead}:runtime-cpu,mode=max"]
+    failed = _bake_one(config, "runtime-cpu", tmp_path, **{"cache-to": strict})
+    assert failed.returncode != 0, "a dead cache host should fail a build without ignore-error"
+
+
+def test_inline_cache_is_read_back_through_the_registry_type(
+    runtime_config: dict[str, Any], run_id: str, tmp_path: Path
+) -> None:
+    """Inline cache (no mode) is imported with type=registry from the image's own tag."""
+    registry = dict(runtime_config[f"{NS}:registry"])
+    registry["namespace"] = f"comfyui-ci/{run_id}-inline"
+    config = {
+        **runtime_config,
+        f"{NS}:registry": registry,
+        f"{NS}:cache": {"backends": ["inline"], "mode": "min"},
+    }
+    reset_local_state()
+    first = _bake_one(config, "runtime-cpu", tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    reset_local_state()
+    second = _bake_one(config, "runtime-cpu", tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    steps = steps_of(read_vertices(second.stderr).values(), "runtime-cpu")
+    assert steps
+    assert all(s.cached for s in steps), [s.text[:50] for s in steps if not s.cached]

@@ -1,0 +1,209 @@
+"""Per-target cache hit rates from BuildKit's own progress, as Markdown.
+
+Reads ``--progress=rawjson`` streams (a sequence of pretty-printed JSON objects, decoded
+one after another) and optionally bake's ``--metadata-file``. A *step* is a Dockerfile
+instruction vertex (``[<target> <stage> 3/8] RUN ...``) other than ``FROM``: a FROM is a
+pull of a base or parent image, never a cache hit or miss. BuildKit marks reused steps
+``cached: true``; the hit rate is cached steps over steps.
+
+    scripts/cache-report --progress core-cpu=build/core-cpu.json [--metadata FILE]
+                         [--stack ci]   # fail below the stack's cacheThresholds
+
+Output is Markdown, so CI can append it to ``$GITHUB_STEP_SUMMARY``. (``docker buildx du``
+shows disk use, never a hit rate.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.settings import SettingsError, decode_config, parse_settings
+from tools.offline import config_from_mapping, load_stack_config
+
+STEP = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<n>\d+)/(?P<m>\d+)\] (?P<instruction>[A-Z]+)\b")
+
+
+@dataclass(frozen=True)
+class Vertex:
+    digest: str
+    name: str
+    cached: bool
+    started: datetime | None
+    completed: datetime | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One Dockerfile instruction as BuildKit ran (or reused) it."""
+
+    target: str
+    stage_prefix: str
+    number: int
+    instruction: str
+    text: str
+    cached: bool
+
+
+def decode_stream(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a rawjson stream (not one per line: pretty-printed)."""
+    decoder = json.JSONDecoder()
+    index = 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            return
+        if text[index] != "{":
+            # buildx prints its error text after the stream when a build fails.
+            return
+        obj, index = decoder.raw_decode(text, index)
+        yield obj
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    # BuildKit writes nanoseconds; datetime keeps microseconds.
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed)
+
+
+def read_vertices(text: str) -> dict[str, Vertex]:
+    """Merge every status update of each vertex (keyed by digest)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for status in decode_stream(text):
+        for v in status.get("vertexes") or []:
+            current = merged.setdefault(v["digest"], {})
+            current.update({k: val for k, val in v.items() if val not in (None, "")})
+    return {
+        digest: Vertex(
+            digest=digest,
+            name=str(v.get("name", "")),
+            cached=bool(v.get("cached")),
+            started=_time(v.get("started")),
+            completed=_time(v.get("completed")),
+            error=str(v.get("error", "")),
+        )
+        for digest, v in merged.items()
+    }
+
+
+def steps_of(vertices: Iterable[Vertex], target: str) -> list[Step]:
+    """The build steps in a stream that holds one target's build."""
+    steps = []
+    for vertex in vertices:
+        match = STEP.match(vertex.name)
+        if not match or match["instruction"] == "FROM":
+            continue
+        steps.append(
+            Step(
+                target=target,
+                stage_prefix=match["prefix"],
+                number=int(match["n"]),
+                instruction=match["instruction"],
+                text=vertex.name[match.end("m") + 2 :],
+                cached=vertex.cached,
+            )
+        )
+    return sorted(steps, key=lambda s: (s.stage_prefix, s.number))
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    target: str
+    steps: int
+    cached: int
+    seconds: float
+    digest: str
+
+    @property
+    def hit_rate(self) -> float:
+        return self.cached / self.steps if self.steps else 1.0
+
+
+def report_for(target: str, text: str, metadata: dict[str, Any] | None = None) -> TargetReport:
+    vertices = list(read_vertices(text).values())
+    steps = steps_of(vertices, target)
+    starts = [v.started for v in vertices if v.started]
+    ends = [v.completed for v in vertices if v.completed]
+    seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+    digest = str(((metadata or {}).get(target) or {}).get("containerimage.digest", ""))
+    return TargetReport(
+        target=target,
+        steps=len(steps),
+        cached=sum(s.cached for s in steps),
+        seconds=seconds,
+        digest=digest,
+    )
+
+
+def to_markdown(reports: list[TargetReport], thresholds: dict[str, float]) -> str:
+    lines = [
+        "| target | steps | cached | hit rate | threshold | seconds | digest |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in reports:
+        limit = thresholds.get(r.target)
+        mark = "" if limit is None or r.hit_rate >= limit else " ❌"
+        lines.append(
+            f"| {r.target} | {r.steps} | {r.cached} | {r.hit_rate:.0%}{mark} | "
+            f"{'-' if limit is None else f'{limit:.0%}'} | {r.seconds:.1f} | "
+            f"{r.digest[:19] or '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def thresholds_of(stack: str) -> dict[str, float]:
+    """``cacheThresholds`` of a stack file, validated like the program validates it."""
+    values, secret_keys = config_from_mapping(load_stack_config(stack))
+    return dict(parse_settings(decode_config(values, secret_keys)).cacheThresholds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/cache-report", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--progress",
+        action="append",
+        required=True,
+        metavar="TARGET=FILE",
+        help="rawjson progress of one target's build (repeat per target)",
+    )
+    parser.add_argument("--metadata", help="bake/buildx --metadata-file output")
+    parser.add_argument("--stack", help="fail when a target is below this stack's cacheThresholds")
+    args = parser.parse_args(argv)
+    metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else None
+    try:
+        thresholds = thresholds_of(args.stack) if args.stack else {}
+    except (SettingsError, FileNotFoundError) as err:
+        print(f"cache-report: {err}", file=sys.stderr)
+        return 2
+    reports = []
+    for item in args.progress:
+        target, sep, path = item.partition("=")
+        if not sep:
+            parser.error(f"--progress {item!r}: expected TARGET=FILE")
+        reports.append(report_for(target, Path(path).read_text(encoding="utf-8"), metadata))
+    print(to_markdown(reports, thresholds))
+    below = [r for r in reports if r.target in thresholds and r.hit_rate < thresholds[r.target]]
+    for r in below:
+        print(
+            f"cache-report: {r.target} reused {r.cached}/{r.steps} steps ({r.hit_rate:.0%}), "
+            f"below its threshold {thresholds[r.target]:.0%} (comfyui-images:cacheThresholds)",
+            file=sys.stderr,
+        )
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Cache scenarios on the real engine: shared by the integration tests and the benchmark.
+
+Each scenario changes one input of the `ci` stack (stacks/Pulumi.ci.yaml), then rebuilds
+the family the way the docker-build provider does: one build per target, parents read
+from the registry as ``docker-image://`` refs, with the stack's real cache settings,
+all taken from the recorded plan through ``tools.bake``. Before every scenario the
+builder cache and all local images are removed, so anything reused comes from the
+registry cache, as on a fresh CI runner.
+
+Inputs that cannot be reached here are local stand-ins, fed through the overrides users
+have for mirrors: base images under ``<registry>/mirror/...``, ComfyUI source
+directories, and a wheelhouse holding tiny ``torch*`` wheels.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.bake import to_bake
+from tools.cache_report import Step, read_vertices, steps_of
+from tools.offline import ROOT, load_stack_config, run_program
+from tools.plan import to_plan
+
+NS = "comfyui-images"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+WORK = ROOT / "build" / "engine-work"
+RUNS = ROOT / "build" / "engine-runs"
+FIRST = "<first step>"
+
+# What each scenario changes, and the first step it must rebuild in each target:
+# a marker found in that step's text, FIRST (everything rebuilds) or None (nothing does).
+APP_STEP = "COPY app/"
+COMFYUI_STEP = "from=comfyui-src"
+COMFY_CLI_STEP = "comfy-cli=="
+
+
+@dataclass(frozen=True)
+class Engine:
+    registry: str
+    base_image: str
+
+
+def engine_from_env() -> Engine | None:
+    """The engine started by scripts/engine-up, if its variables are in the environment."""
+    registry = os.environ.get("ENGINE_REGISTRY")
+    base = os.environ.get("ENGINE_BASE_IMAGE")
+    if not (registry and base and os.environ.get("DOCKER_HOST")):
+        return None
+    return Engine(registry=registry, base_image=base)
+
+
+def docker(
+    *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], cwd=cwd, capture_output=True, text=True, check=check, timeout=1800
+    )
+
+
+# --- stand-ins -----------------------------------------------------------------------
+
+
+def make_wheel(dest: Path, name: str, version: str) -> Path:
+    """A minimal, valid pure-Python wheel named ``name`` at ``version``."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
+        f"{info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            "Summary: stand-in used by comfyui-images' engine tests\n"
+        ),
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: comfyui-images\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    wheel = dest / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0)), text)
+    return wheel
+
+
+def make_comfyui_standin(dest: Path, version: str) -> None:
+    """A ComfyUI-shaped source tree: main.py, version file, small real requirements."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "comfyui_version.py").write_text(f'__version__ = "{version.removeprefix("v")}"\n')
+    (dest / "main.py").write_text(
+        "from comfyui_version import __version__\nprint('ComfyUI stand-in', __version__)\n"
+    )
+    (dest / "requirements.txt").write_text(
+        "torch\ntorchvision\ntorchaudio\nPyYAML==6.0.2\ntqdm==4.67.1\n"
+    )
+    for folder in ("models", "input", "output"):
+        (dest / folder).mkdir(exist_ok=True)
+        (dest / folder / ".keep").write_text("")
+
+
+def push_base_standin(engine: Engine, ref: str, marker: str) -> None:
+    """A base image under a mirror name: the engine's Debian stand-in plus a marker file."""
+    empty = WORK / "empty-context"
+    empty.mkdir(parents=True, exist_ok=True)
+    dockerfile = f"FROM {engine.base_image}\nRUN echo '{marker}' > /etc/comfyui-standin\n"
+    subprocess.run(
+        ["docker", "buildx", "build", "--push", "-t", ref, "-f", "-", str(empty)],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+
+
+def prepare(config: dict[str, Any]) -> None:
+    """Fresh work dir (a copy of dockerfiles/) plus every stand-in the config refers to."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    shutil.copytree(ROOT / "dockerfiles", WORK / "dockerfiles")
+    versions = config[f"{NS}:versions"]
+    wheels = WORK / "build" / "standins" / "wheelhouse"
+    wheels.mkdir(parents=True)
+    for name in ("torch", "torchvision", "torchaudio"):
+        make_wheel(wheels, name, versions[name])
+
+
+def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
+    """Stand-ins for the versions a scenario asks for (base tags, ComfyUI sources)."""
+    v, s = config[f"{NS}:versions"], config[f"{NS}:sources"]
+    comfyui = WORK / s["comfyui"].replace("{version}", v["comfyui"])
+    if not comfyui.exists():
+        make_comfyui_standin(comfyui, v["comfyui"])
+    cuda_ref = f"{s['cudaImage']}:{v['cuda']}-runtime-ubuntu{v['ubuntu']}"
+    ubuntu_ref = f"{s['ubuntuImage']}:{v['ubuntu']}"
+    for ref, marker in (
+        (cuda_ref, f"cuda {v['cuda']} ubuntu {v['ubuntu']}"),
+        (ubuntu_ref, f"ubuntu {v['ubuntu']}"),
+    ):
+        if docker("buildx", "imagetools", "inspect", ref, check=False).returncode != 0:
+            push_base_standin(engine, ref, marker)
+
+
+def ci_config(engine: Engine, run_id: str) -> dict[str, Any]:
+    """stacks/Pulumi.ci.yaml pointed at this engine, in a namespace of its own (truly cold)."""
+    config = load_stack_config("ci")
+    config[f"{NS}:registry"] = {"address": engine.registry, "namespace": f"comfyui-ci/{run_id}"}
+    sources = dict(config[f"{NS}:sources"])
+    sources["cudaImage"] = f"{engine.registry}/mirror/nvidia/cuda"
+    sources["ubuntuImage"] = f"{engine.registry}/mirror/ubuntu"
+    config[f"{NS}:sources"] = sources
+    return config
+
+
+# --- scenarios ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    versions: dict[str, str] = field(default_factory=dict)
+    edit: Callable[[Path], None] | None = None
+    # target family ("runtime" / "core") -> first step that must rebuild
+    first_change: dict[str, str | None] = field(default_factory=dict)
+
+
+def _edit_start_script(work: Path) -> None:
+    script = work / "dockerfiles" / "core" / "app" / "start.sh"
+    script.write_text(script.read_text() + f"# edited by the app-change scenario {time.time()}\n")
+
+
+SCENARIOS = [
+    Scenario("cold", "first build", first_change={"runtime": FIRST, "core": FIRST}),
+    Scenario("no-change", "no change", first_change={"runtime": None, "core": None}),
+    Scenario(
+        "app-change",
+        "code change only (startup script)",
+        edit=_edit_start_script,
+        first_change={"runtime": None, "core": APP_STEP},
+    ),
+    Scenario(
+        "comfyui-bump",
+        "ComfyUI version bump",
+        versions={"comfyui": "v0.8.2"},
+        first_change={"runtime": None, "core": COMFYUI_STEP},
+    ),
+    Scenario(
+        "comfy-cli-bump",
+        "dependency update (comfy-cli)",
+        versions={"comfyCli": "1.22.0"},
+        first_change={"runtime": None, "core": COMFY_CLI_STEP},
+    ),
+    Scenario(
+        "base-change",
+        "base image update",
+        versions={"ubuntu": "24.10"},
+        first_change={"runtime": FIRST, "core": FIRST},
+    ),
+]
+
+
+@dataclass
+class TargetRun:
+    target: str
+    seconds: float
+    steps: list[Step]
+    progress_file: Path
+    metadata: dict[str, Any]
+
+    @property
+    def cached(self) -> int:
+        return sum(s.cached for s in self.steps)
+
+
+def reset_local_state() -> None:
+    """What a fresh CI runner has: no build cache, no images."""
+    docker("buildx", "prune", "--all", "--force")
+    images = docker("image", "ls", "--quiet", "--all").stdout.split()
+    if images:
+        docker("image", "rm", "--force", *sorted(set(images)), check=False)
+
+
+def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> dict[str, TargetRun]:
+    plan = to_plan(run_program(config, stack="ci"))
+    bake = to_bake(plan, secrets={"ca": CA_BUNDLE}, parents="image")
+    bake_file = WORK / "bake.json"
+    bake_file.write_text(json.dumps(bake, indent=2))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reset_local_state()
+    runs: dict[str, TargetRun] = {}
+    for target in plan["order"]:
+        meta_file = out_dir / f"{target}.metadata.json"
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                "docker",
+                "buildx",
+                "bake",
+                "--file",
+                str(bake_file),
+                "--progress",
+                "rawjson",
+                "--metadata-file",
+                str(meta_file),
+                target,
+            ],
+            cwd=WORK,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1800,
+        )
+        seconds = time.monotonic() - started
+        progress = out_dir / f"{target}.rawjson"
+        progress.write_text(result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"scenario {scenario.name}: bake {target} failed; progress in {progress}\n"
+                + result.stderr[-3000:]
+            )
+        steps = steps_of(read_vertices(result.stderr).values(), target)
+        runs[target] = TargetRun(
+            target=target,
+            seconds=seconds,
+            steps=steps,
+            progress_file=progress,
+            metadata=json.loads(meta_file.read_text()),
+        )
+    return runs
+
+
+def first_changed_index(steps: list[Step], marker: str | None) -> int:
+    """Index of the first step that must rebuild (len(steps) when none must)."""
+    if marker is None:
+        return len(steps)
+    if marker == FIRST:
+        return 0
+    for index, step in enumerate(steps):
+        if marker in step.text:
+            return index
+    raise AssertionError(f"no step contains {marker!r}: {[s.text[:60] for s in steps]}")
+
+
+def apply(config: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+    if scenario.versions:
+        versions = dict(config[f"{NS}:versions"])
+        versions.update(scenario.versions)
+        config = {**config, f"{NS}:versions": versions}
+    if scenario.edit:
+        scenario.edit(WORK)
+    return config
+
+
+def family(target: str) -> str:
+    return target.split("-", 1)[0]
