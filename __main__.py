@@ -17,3 +17,11 @@ family = ImageFamily("comfyui", settings, secrets, stack=pulumi.get_stack())
 # Digest-pinned refs (tag@sha256:...) of every built target, for deployments to consume.
 pulumi.export("refs", family.refs)
 pulumi.export("tags", {name: t.tags for name, t in family.targets.items()})
+
+# The stack's GitHub deployment environment with its secrets and variables; only stacks
+# that set comfyui-images:github have one (dev stays offline).
+if settings.github is not None:
+    from components.github import GithubEnvironment
+
+    github = GithubEnvironment("github", settings, secrets)
+    pulumi.export("github", github.summary)

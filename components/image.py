@@ -9,6 +9,7 @@ tags and registry credentials.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 import pulumi
 import pulumi_docker_build as docker_build
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -143,14 +143,14 @@ class Versions(_Strict):
     python: Version = Field(default="3.12", description="Python from the OS packages.")
     ubuntu: Version = Field(default="24.04", description="Ubuntu release of every base image.")
     cuda: Version = Field(default="12.9.1", description="CUDA of the runtime and devel bases.")
-    torch: Version = "2.9.1"
-    torchvision: Version = "0.24.1"
-    torchaudio: Version = "2.9.1"
+    torch: Version = Field(default="2.8.0", description="The last torch with cu129 wheels.")
+    torchvision: Version = "0.23.0"
+    torchaudio: Version = "2.8.0"
     comfyCli: Version = Field(default="1.23.0", description="comfy-cli from PyPI.")
     comfyui: Version = Field(default="v0.8.1", description="ComfyUI git tag or commit.")
     sageattention: Version = Field(
-        default="0263553c1ab901e2a5e0fa83adfacdfc71a89062",
-        description="SageAttention git ref (a commit: upstream tags are sparse).",
+        default="d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
+        description="SageAttention git commit (main, 2026-01-17); v2.2.0 lacks sm_100.",
     )
 
 
@@ -204,15 +204,107 @@ class Sources(_Strict):
 
 
 class GithubSettings(_Strict):
-    """Optional GitHub side of a stack (workflow secrets, variables, environment)."""
+    """Optional GitHub side of a stack: one deployment environment of one repository.
 
-    owner: str
-    repository: str
-    environment: str
-    reviewers: list[str] = Field(default_factory=list)
-    reviewerTeams: list[str] = Field(default_factory=list)
-    variables: dict[str, str] = Field(default_factory=dict)
-    requiredSecrets: list[str] = Field(default_factory=list)
+    A stack without it creates no GitHub resources. Reviewers are numeric ids because
+    GitHub's API takes nothing else; ids also survive renames, and keeping them in config
+    means no lookup calls (so previews and the offline plan stay deterministic). The secret
+    values live in ``comfyui-images:githubSecrets``, never here.
+    """
+
+    owner: str = Field(description="User or organization that owns the repository.")
+    repository: str = Field(description="Bare repository name (no owner), e.g. comfyui.")
+    environment: str = Field(description="Deployment environment the workflows run in.")
+    reviewers: dict[str, int] = Field(
+        default_factory=dict,
+        description="Required reviewers, login -> numeric user id (gh api users/LOGIN --jq .id).",
+    )
+    reviewerTeams: dict[str, int] = Field(
+        default_factory=dict,
+        description="Required reviewer teams, slug -> numeric team id "
+        "(gh api orgs/OWNER/teams/SLUG --jq .id).",
+    )
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="Extra plain environment variables, NAME -> value."
+    )
+
+    # Written from the stack's own settings, so user variables may not take these names.
+    GENERATED_VARIABLES: ClassVar[frozenset[str]] = frozenset(
+        {"REGISTRY_ADDRESS", "REGISTRY_NAMESPACE", "CACHE_BACKENDS"}
+    )
+    # GitHub allows up to six reviewers (users and teams together) per environment.
+    MAX_REVIEWERS: ClassVar[int] = 6
+    _OWNER: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+    _REPOSITORY: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+    _NAME: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @classmethod
+    def name_problem(cls, name: str) -> str | None:
+        """Why GitHub would refuse ``name`` as a secret or variable name (None: it is fine)."""
+        if not cls._NAME.match(name):
+            return "must contain only letters, digits and _, and not start with a digit"
+        if name.upper().startswith("GITHUB_"):
+            return "must not start with GITHUB_ (GitHub reserves that prefix)"
+        return None
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, v: str) -> str:
+        if not cls._OWNER.match(v):
+            raise ValueError("must be the name of a GitHub user or organization")
+        return v
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if "/" in v:
+            owner, _, bare = v.partition("/")
+            raise ValueError(
+                "must be the bare repository name; put the owner in github.owner "
+                f"(owner: {owner}, repository: {bare})"
+            )
+        if not cls._REPOSITORY.match(v):
+            raise ValueError("is not a valid repository name")
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str) -> str:
+        if not v.strip() or len(v) > 255 or "," in v or ";" in v:
+            raise ValueError("must be an environment name such as prod")
+        return v
+
+    @field_validator("reviewers", "reviewerTeams")
+    @classmethod
+    def _ids(cls, v: dict[str, int]) -> dict[str, int]:
+        for name, ident in v.items():
+            if isinstance(ident, bool) or ident <= 0:
+                raise ValueError(
+                    f"reviewer {name!r} has id {ident!r}; GitHub needs the numeric id, "
+                    f"e.g. `gh api users/{name} --jq .id`"
+                )
+        return v
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            problem = cls.name_problem(name)
+            if name.upper() in cls.GENERATED_VARIABLES:
+                problem = "is written from the stack's registry/cache settings; change those"
+            if problem:
+                raise ValueError(f"{name!r} {problem}")
+        return v
+
+    @model_validator(mode="after")
+    def _reviewer_limit(self) -> GithubSettings:
+        count = len(self.reviewers) + len(self.reviewerTeams)
+        if count > self.MAX_REVIEWERS:
+            raise ValueError(
+                f"reviewers and reviewerTeams name {count} reviewers together; GitHub "
+                f"allows at most {self.MAX_REVIEWERS} per environment"
+            )
+        return self
 
 
 class StackSettings(_Strict):
@@ -297,7 +389,44 @@ class StackSettings(_Strict):
                 f"{key('cache')}.writeOnPreview is true but backends {self.backend_names} "
                 "has no registry; remove writeOnPreview or add registry"
             )
+        self._github_secrets_complete()
         return self
+
+    def _github_secrets_complete(self) -> None:
+        """githubSecrets: valid names, a github object to receive them, and every secret the
+        workflow jobs in the stack's environment read (derived from the workflow files)."""
+        secrets_key = key("githubSecrets")
+        if self.github is None:
+            if self.githubSecretNames:
+                raise SettingsError(
+                    f"{secrets_key} sets {', '.join(self.githubSecretNames)} but {key('github')} "
+                    f"is not set, so they would go nowhere; add {key('github')} or run "
+                    f"`pulumi config rm --path {secrets_key}`"
+                )
+            return
+        for name in self.githubSecretNames:
+            if problem := GithubSettings.name_problem(name):
+                raise SettingsError(
+                    f"{secrets_key}.{name}: the secret name {problem}; rename it with "
+                    f"`pulumi config rm --path {secrets_key}.{name}` and set it again"
+                )
+        # Lazy: the workflow parser lives with the GitHub component (and pulumi_github);
+        # stacks without github never load it.
+        from components.github import workflow_secrets  # noqa: PLC0415
+
+        wanted = workflow_secrets(self.github.environment)
+        have = {name.upper() for name in self.githubSecretNames}
+        missing = [name for name in wanted.needed if name not in have]
+        if missing:
+            raise SettingsError(
+                "\n  ".join(
+                    f"{secrets_key}.{name} is not set, but {', '.join(wanted.needed[name])} "
+                    f"runs in environment {self.github.environment!r} and reads "
+                    f"secrets.{name}; set it with "
+                    f"`pulumi config set --secret --path '{secrets_key}.{name}' <value>`"
+                    for name in missing
+                )
+            )
 
     @property
     def build_order(self) -> list[str]:

@@ -1,0 +1,468 @@
+"""The GitHub side of a stack: settings rules, required secrets derived from the workflows,
+and the resources the real ``__main__.py`` registers under recording mocks.
+
+The recording harness is used as is; where a test needs more than it records (the provider
+a resource was registered with, the stack's outputs), it swaps in a subclass of
+``RecordingMonitor`` for that one test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import github as gh
+from components.settings import GithubSettings, SettingsError
+from tests.conftest import NS, Evaluate, with_overrides
+from tools import offline
+from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, unwrap
+
+PROVIDER = "pulumi:providers:github"
+ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
+COMPONENT = "comfyui:github:GithubEnvironment"
+GITHUB_TYPES = {PROVIDER, ENVIRONMENT, SECRET, VARIABLE, COMPONENT}
+
+GITHUB = {"owner": "acme", "repository": "comfyui", "environment": "prod"}
+ADMIN = {"GH_ADMIN_TOKEN": {"secure": "v1:ciphertext"}}
+
+
+def github_config(base: dict[str, Any], **github: Any) -> dict[str, Any]:
+    """``base`` plus a github object (GITHUB overridden by ``github``) and the admin secret."""
+    return with_overrides(base, github={**GITHUB, **github}, githubSecrets=ADMIN)
+
+
+def github_resources(recording: Recording) -> list[Resource]:
+    return [r for r in recording.resources if r.type in GITHUB_TYPES]
+
+
+def one(recording: Recording, type_: str) -> Resource:
+    (resource,) = recording.of_type(type_)
+    return resource
+
+
+def plain_text(value: Any) -> str:
+    """Everything in ``value`` that is NOT inside a secret wrapper, as JSON."""
+
+    def strip(v: Any) -> Any:
+        if is_secret(v):
+            return None
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return json.dumps(strip(value))
+
+
+class ProviderRecordingMonitor(offline.RecordingMonitor):
+    """Also keeps each resource's provider reference and every RegisterResourceOutputs."""
+
+    providers: dict[str, str] = {}  # noqa: RUF012 (reset per test by the fixture)
+    outputs: list[Any] = []  # noqa: RUF012
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        self.providers[response.urn] = request.provider
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        from pulumi.runtime import rpc  # noqa: PLC0415 (only this monitor needs it)
+
+        self.outputs.append(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+        return super().RegisterResourceOutputs(request)
+
+
+@pytest.fixture
+def monitor(monkeypatch: pytest.MonkeyPatch) -> type[ProviderRecordingMonitor]:
+    ProviderRecordingMonitor.providers = {}
+    ProviderRecordingMonitor.outputs = []
+    monkeypatch.setattr(offline, "RecordingMonitor", ProviderRecordingMonitor)
+    return ProviderRecordingMonitor
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GITHUB_TOKEN in the test runner's environment must not change what is recorded."""
+    monkeypatch.delenv(gh.TOKEN_ENV, raising=False)
+
+
+def write_workflow(directory: Path, name: str, jobs: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {"name": name, "on": {"push": {}}, "jobs": jobs}
+    (directory / f"{name}.yml").write_text(json.dumps(document), encoding="utf-8")
+
+
+def job(environment: Any = None, *secrets: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "runs-on": "ubuntu-24.04",
+        "steps": [{"run": "true", "env": {s: f"${{{{ secrets.{s} }}}}" for s in secrets}}],
+    }
+    if environment is not None:
+        body["environment"] = environment
+    return body
+
+
+# --- required secrets, derived from the workflow files (pure) ------------------------------
+
+
+def test_required_secrets_are_those_only_environment_jobs_read(tmp_path: Path) -> None:
+    write_workflow(
+        tmp_path,
+        "deploy",
+        {
+            "up": job("prod", "ADMIN", "SHARED", "GITHUB_TOKEN"),
+            "notify": job({"name": "Prod", "url": "https://x"}, "SLACK"),
+            "staging": job("staging", "STAGING_ONLY"),
+        },
+    )
+    write_workflow(tmp_path, "pr", {"preview": job(None, "SHARED")})
+    wanted = gh.workflow_secrets("prod", tmp_path)
+    assert set(wanted.needed) == {"ADMIN", "SLACK"}, (
+        "SHARED is read without an environment (a repository secret), GITHUB_TOKEN is "
+        "GitHub's, STAGING_ONLY belongs to another environment"
+    )
+    assert wanted.needed["ADMIN"] == [".github/workflows/deploy.yml (job up)"]
+    assert wanted.needed["SLACK"] == [".github/workflows/deploy.yml (job notify)"], (
+        "environment: {name: ...} counts, case-insensitively"
+    )
+    assert len(wanted.jobs) == 2
+
+
+def test_secret_references_in_both_syntaxes_anywhere_in_a_job() -> None:
+    refs = gh.secret_references(
+        {
+            "if": "${{ secrets.IN_IF != '' }}",
+            "with": {"token": "${{ secrets['INDEXED'] }}", "x": "prefix-${{secrets.lower}}"},
+            "steps": [{"run": "echo ${{ secrets . SPACED }}"}],
+        }
+    )
+    assert refs == {"IN_IF", "INDEXED", "LOWER", "SPACED"}
+
+
+def test_real_workflows_need_exactly_the_admin_token() -> None:
+    wanted = gh.workflow_secrets("prod")
+    assert list(wanted.needed) == ["GH_ADMIN_TOKEN"], (
+        "the deploy job's own secrets; backend credentials are repository secrets because "
+        "the PR preview (no environment) reads them too"
+    )
+    assert wanted.jobs == [".github/workflows/deploy.yml (job deploy)"]
+
+
+# --- settings: rules that fail before anything is registered -------------------------------
+
+
+def test_missing_required_secret_names_key_place_and_fix(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(base_config, github=GITHUB)
+    recording = Recording(stack="test", preview=False)
+    with pytest.raises(SettingsError) as info:
+        evaluate(config, into=recording)
+    message = str(info.value)
+    assert f"{NS}:githubSecrets.GH_ADMIN_TOKEN is not set" in message
+    assert ".github/workflows/deploy.yml (job deploy)" in message
+    assert "environment 'prod'" in message
+    assert f"pulumi config set --secret --path '{NS}:githubSecrets.GH_ADMIN_TOKEN' <value>" in (
+        message
+    )
+    assert recording.resources == [], "resources were registered before validation failed"
+
+
+def test_required_secrets_follow_the_workflow_files(
+    evaluate: Evaluate,
+    base_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_workflow(tmp_path, "deploy", {"deploy": job("prod", "GH_ADMIN_TOKEN", "HF_TOKEN")})
+    monkeypatch.setattr(gh, "WORKFLOWS_DIR", tmp_path)
+    with pytest.raises(SettingsError, match=r"githubSecrets\.HF_TOKEN is not set") as info:
+        evaluate(github_config(base_config))
+    assert "GH_ADMIN_TOKEN" not in str(info.value), "only the missing one is named"
+    config = github_config(base_config)
+    config[f"{NS}:githubSecrets"] = {**ADMIN, "HF_TOKEN": {"secure": "v1:x"}}
+    assert len(evaluate(config).of_type(SECRET)) == 2
+
+
+def test_lowercase_secret_name_satisfies_the_workflow(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(
+        base_config, github=GITHUB, githubSecrets={"gh_admin_token": {"secure": "v1:x"}}
+    )
+    assert len(evaluate(config).of_type(SECRET)) == 1, "GitHub secret names ignore case"
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        (
+            {"githubSecrets": ADMIN},
+            [f"{NS}:githubSecrets sets GH_ADMIN_TOKEN", f"{NS}:github is not set"],
+        ),
+        (
+            {"github": GITHUB, "githubSecrets": {**ADMIN, "GITHUB_X": {"secure": "v1:x"}}},
+            [f"{NS}:githubSecrets.GITHUB_X", "must not start with GITHUB_", "config rm --path"],
+        ),
+        (
+            {"github": GITHUB, "githubSecrets": {**ADMIN, "1BAD": {"secure": "v1:x"}}},
+            [f"{NS}:githubSecrets.1BAD", "not start with a digit"],
+        ),
+        (
+            {"github": {**GITHUB, "repository": "acme/comfyui"}, "githubSecrets": ADMIN},
+            [f"{NS}:github.repository", "bare repository name", "owner: acme"],
+        ),
+        (
+            {"github": {**GITHUB, "owner": "not an owner"}, "githubSecrets": ADMIN},
+            [f"{NS}:github.owner", "GitHub user or organization"],
+        ),
+        (
+            {"github": {**GITHUB, "reviewers": {"octocat": 0}}, "githubSecrets": ADMIN},
+            [f"{NS}:github.reviewers", "'octocat' has id 0", "gh api users/octocat --jq .id"],
+        ),
+        (
+            {
+                "github": {**GITHUB, "reviewers": {f"u{i}": i + 1 for i in range(5)}}
+                | {"reviewerTeams": {"t1": 1, "t2": 2}},
+                "githubSecrets": ADMIN,
+            },
+            [f"{NS}:github", "7 reviewers", "at most 6"],
+        ),
+        (
+            {"github": {**GITHUB, "variables": {"REGISTRY_ADDRESS": "x"}}, "githubSecrets": ADMIN},
+            [f"{NS}:github.variables", "'REGISTRY_ADDRESS'", "registry/cache settings"],
+        ),
+        (
+            {"github": {**GITHUB, "variables": {"GITHUB_SHA": "x"}}, "githubSecrets": ADMIN},
+            [f"{NS}:github.variables", "'GITHUB_SHA'", "GITHUB_"],
+        ),
+        (
+            {"github": {**GITHUB, "requiredSecrets": ["X"]}, "githubSecrets": ADMIN},
+            [f"{NS}:github.requiredSecrets", "unknown key"],
+        ),
+        (
+            {"github": {"owner": "acme", "repository": "comfyui"}, "githubSecrets": ADMIN},
+            [f"{NS}:github.environment", "required"],
+        ),
+    ],
+)
+def test_bad_github_config_names_key_and_fix_and_registers_nothing(
+    evaluate: Evaluate,
+    base_config: dict[str, Any],
+    override: dict[str, Any],
+    fragments: list[str],
+) -> None:
+    recording = Recording(stack="test", preview=False)
+    with pytest.raises(SettingsError) as info:
+        evaluate(with_overrides(base_config, **override), into=recording)
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+    assert recording.resources == []
+
+
+def test_name_rules_match_github() -> None:
+    assert GithubSettings.name_problem("GH_ADMIN_TOKEN") is None
+    assert GithubSettings.name_problem("_x1") is None
+    for bad in ("GITHUB_TOKEN", "github_x", "A-B", "9A", "A B", ""):
+        assert GithubSettings.name_problem(bad), bad
+
+
+# --- resources under mocks --------------------------------------------------------------------
+
+
+def test_dev_stack_creates_no_github_resources(evaluate: Evaluate, stack_config: Any) -> None:
+    recording = evaluate(stack_config("dev"), stack="dev")
+    assert github_resources(recording) == [], "dev must stay offline"
+    assert not any(
+        r.type.startswith(("github:", "pulumi:providers:github")) for r in recording.resources
+    )
+
+
+def test_without_github_nothing_github_is_registered(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    assert github_resources(evaluate(base_config)) == []
+
+
+def test_prod_stack_github_resources_names_and_inputs(
+    evaluate: Evaluate, stack_config: Any
+) -> None:
+    config = stack_config("prod")
+    recording = evaluate(config, stack="prod")
+    names = sorted((r.type, r.name) for r in github_resources(recording))
+    assert names == sorted(
+        [
+            (COMPONENT, "github"),
+            (PROVIDER, "github-provider"),
+            (ENVIRONMENT, "github-environment"),
+            (SECRET, "github-secret-GH_ADMIN_TOKEN"),
+            (VARIABLE, "github-variable-REGISTRY_ADDRESS"),
+            (VARIABLE, "github-variable-REGISTRY_NAMESPACE"),
+            (VARIABLE, "github-variable-CACHE_BACKENDS"),
+        ]
+    )
+    wanted = config[f"{NS}:github"]
+    env = unwrap(one(recording, ENVIRONMENT).inputs)
+    assert env["repository"] == wanted["repository"]
+    assert env["environment"] == wanted["environment"]
+    assert env["deploymentBranchPolicy"] == {
+        "protectedBranches": True,
+        "customBranchPolicies": False,
+    }, "prod deploys from protected branches only, and the provider needs both keys"
+    assert "reviewers" not in env, "no reviewers configured, none sent"
+    assert unwrap(one(recording, PROVIDER).inputs)["owner"] == wanted["owner"]
+    registry = config[f"{NS}:registry"]
+    variables = {
+        unwrap(r.inputs)["variableName"]: unwrap(r.inputs)["value"]
+        for r in recording.of_type(VARIABLE)
+    }
+    assert variables == {
+        "REGISTRY_ADDRESS": registry["address"],
+        "REGISTRY_NAMESPACE": registry["namespace"],
+        "CACHE_BACKENDS": ",".join(config[f"{NS}:cache"]["backends"]),
+    }
+    (secret,) = recording.of_type(SECRET)
+    assert unwrap(secret.inputs)["secretName"] == "GH_ADMIN_TOKEN"
+    assert unwrap(secret.inputs)["repository"] == wanted["repository"]
+
+
+def test_secrets_and_variables_depend_on_the_environment_and_share_the_component(
+    evaluate: Evaluate, stack_config: Any, monitor: type[ProviderRecordingMonitor]
+) -> None:
+    recording = evaluate(stack_config("prod"), stack="prod")
+    component = one(recording, COMPONENT)
+    provider = one(recording, PROVIDER)
+    env = one(recording, ENVIRONMENT)
+    children = [env, *recording.of_type(SECRET), *recording.of_type(VARIABLE)]
+    assert provider.parent == component.urn
+    for resource in children:
+        assert resource.parent == component.urn, f"{resource.name} is not under {component.name}"
+        assert monitor.providers[resource.urn].startswith(f"{provider.urn}::"), (
+            f"{resource.name} must use the stack's explicit GitHub provider (owner from config)"
+        )
+        if resource is not env:
+            assert env.urn in resource.dependencies, (
+                f"{resource.name} must depend on the environment (environment=env.environment)"
+            )
+            assert unwrap(resource.inputs)["environment"] == unwrap(env.inputs)["environment"]
+
+
+def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
+    evaluate: Evaluate,
+    base_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    monitor: type[ProviderRecordingMonitor],
+) -> None:
+    exports: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", exports.__setitem__)
+    write_workflow(tmp_path, "deploy", {"deploy": job("prod", "GH_ADMIN_TOKEN")})
+    monkeypatch.setattr(gh, "WORKFLOWS_DIR", tmp_path)
+    config = github_config(base_config)
+    config[f"{NS}:githubSecrets"] = {
+        **ADMIN,
+        "HF_TOKEN": {"secure": "v1:a"},
+        "PIN": {"secure": "v1:b"},
+    }
+    recording = evaluate(config)
+    secrets = {unwrap(r.inputs)["secretName"]: r for r in recording.of_type(SECRET)}
+    assert set(secrets) == {"GH_ADMIN_TOKEN", "HF_TOKEN", "PIN"}
+    for name, resource in secrets.items():
+        assert is_secret(resource.inputs["value"]), f"{name}: value is not a secret input"
+        assert unwrap(resource.inputs["value"]) == SECRET_PLACEHOLDER
+        assert not is_secret(resource.inputs["secretName"]), "names stay readable"
+    for resource in recording.resources:
+        assert SECRET_PLACEHOLDER not in plain_text(resource.inputs), (
+            f"{resource.name}: a secret value is readable outside a secret wrapper"
+        )
+    assert monitor.outputs, "component outputs were not recorded"
+    for outputs in monitor.outputs:
+        assert SECRET_PLACEHOLDER not in plain_text(outputs), "a secret value reached an output"
+    # Stack exports never reach a mock monitor; they are captured where __main__ makes them.
+    exported = json.dumps(exports["github"])  # plain data only: names, never Outputs
+    assert SECRET_PLACEHOLDER not in exported
+    assert json.loads(exported)["secrets"] == ["GH_ADMIN_TOKEN", "HF_TOKEN", "PIN"]
+
+
+def test_reviewers_are_sent_as_sorted_numeric_ids(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = github_config(
+        base_config,
+        reviewers={"octocat": 583231, "hubot": 480938},
+        reviewerTeams={"platform": 1234567},
+    )
+    env = unwrap(one(evaluate(config), ENVIRONMENT).inputs)
+    (block,) = env["reviewers"]
+    assert block == {"users": [480938, 583231], "teams": [1234567]}
+    assert env["deploymentBranchPolicy"]["protectedBranches"] is True
+
+
+def test_extra_variables_and_empty_cache_backends(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = github_config(base_config, variables={"HF_HUB_OFFLINE": "1"})
+    config[f"{NS}:cache"] = {"backends": []}
+    variables = {
+        unwrap(r.inputs)["variableName"]: unwrap(r.inputs)["value"]
+        for r in evaluate(config).of_type(VARIABLE)
+    }
+    assert variables["HF_HUB_OFFLINE"] == "1"
+    assert variables["CACHE_BACKENDS"] == "none", "GitHub refuses empty variable values"
+
+
+def test_provider_token_from_environment_is_secret(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    recording = evaluate(github_config(base_config), env={gh.TOKEN_ENV: "ghp_from_env"})
+    provider = one(recording, PROVIDER)
+    assert is_secret(provider.inputs["token"])
+    assert unwrap(provider.inputs["token"]) == "ghp_from_env"
+    for resource in recording.resources:
+        assert "ghp_from_env" not in plain_text(resource.inputs), resource.name
+
+
+def test_provider_token_from_github_token_config_wins(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = github_config(base_config)
+    config["github:token"] = {"secure": "v1:token"}
+    recording = evaluate(config, env={gh.TOKEN_ENV: "ghp_from_env"})
+    token = one(recording, PROVIDER).inputs["token"]
+    assert is_secret(token)
+    assert unwrap(token) == SECRET_PLACEHOLDER, "github:token config takes precedence"
+
+
+def test_without_token_the_provider_is_anonymous(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    inputs = one(evaluate(github_config(base_config)), PROVIDER).inputs
+    assert not inputs.get("token"), "no token configured, none invented"
+
+
+def test_preview_registers_the_same_github_resources(evaluate: Evaluate, stack_config: Any) -> None:
+    up = evaluate(stack_config("prod"), stack="prod")
+    preview = evaluate(stack_config("prod"), stack="prod", preview=True)
+    assert sorted(r.name for r in github_resources(preview)) == sorted(
+        r.name for r in github_resources(up)
+    )
+    (secret,) = preview.of_type(SECRET)
+    assert is_secret(secret.inputs["value"])
+
+
+def test_unused_environment_warns(
+    evaluate: Evaluate, base_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = with_overrides(base_config, github={**GITHUB, "environment": "staging"})
+    with caplog.at_level(logging.WARNING):
+        recording = evaluate(config)
+    assert len(recording.of_type(ENVIRONMENT)) == 1
+    assert "no job in .github/workflows runs in environment 'staging'" in caplog.text
