@@ -35,6 +35,9 @@ class StackSecrets:
     registry_password: pulumi.Output[str] | None
     ca_bundle: pulumi.Output[str] | None
     github_secrets: pulumi.Output[dict[str, str]] | None
+    # The GitHub provider's token from `github:token`; an explicit provider does not read
+    # `github:*` config itself. None: the provider falls back to $GITHUB_TOKEN.
+    github_token: pulumi.Output[str] | None
 
 
 def current_config() -> tuple[dict[str, str], set[str]]:
@@ -80,4 +83,5 @@ def load() -> tuple[StackSettings, StackSecrets]:
         registry_password=password,
         ca_bundle=ca,
         github_secrets=github_secrets,
+        github_token=pulumi.Config("github").get_secret("token"),
     )

@@ -175,17 +175,6 @@ def _entry(values: pulumi.Output[dict[str, Any]], name: str) -> pulumi.Output[st
     return values.apply(pick)
 
 
-def provider_token() -> pulumi.Output[str] | None:
-    """``github:token`` (secret config), else None: the SDK then reads ``$GITHUB_TOKEN``
-    (as a secret), else the provider is anonymous.
-
-    An explicit provider does not read ``github:*`` config by itself, hence this lookup.
-    Anonymous is enough for the offline plan and for previews from state; ``pulumi up``
-    then fails at GitHub with 401, which names the problem.
-    """
-    return pulumi.Config("github").get_secret("token")
-
-
 class GithubEnvironment(pulumi.ComponentResource):
     """One repository's deployment environment with its secrets and variables."""
 
@@ -209,7 +198,10 @@ class GithubEnvironment(pulumi.ComponentResource):
         provider = github.Provider(
             f"{name}-provider",
             owner=gh.owner,
-            token=provider_token(),
+            # github:token (secret config) when set; otherwise the provider reads
+            # $GITHUB_TOKEN itself, and with neither it is anonymous: enough for previews
+            # from state and the offline plan, while `pulumi up` fails with GitHub's 401.
+            token=secrets.github_token,
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)

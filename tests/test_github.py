@@ -1,9 +1,8 @@
 """The GitHub side of a stack: settings rules, required secrets derived from the workflows,
 and the resources the real ``__main__.py`` registers under recording mocks.
 
-The recording harness is used as is; where a test needs more than it records (the provider
-a resource was registered with, the stack's outputs), it swaps in a subclass of
-``RecordingMonitor`` for that one test.
+The recording harness keeps each resource's provider and every component's outputs; stack
+exports never reach a mock monitor, so the one test that reads them captures ``pulumi.export``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import pytest
 from components import github as gh
 from components.settings import GithubSettings, SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
-from tools import offline
 from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, unwrap
 
 PROVIDER = "pulumi:providers:github"
@@ -60,32 +58,6 @@ def plain_text(value: Any) -> str:
         return v
 
     return json.dumps(strip(value))
-
-
-class ProviderRecordingMonitor(offline.RecordingMonitor):
-    """Also keeps each resource's provider reference and every RegisterResourceOutputs."""
-
-    providers: dict[str, str] = {}  # noqa: RUF012 (reset per test by the fixture)
-    outputs: list[Any] = []  # noqa: RUF012
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
-        self.providers[response.urn] = request.provider
-        return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
-        from pulumi.runtime import rpc  # noqa: PLC0415 (only this monitor needs it)
-
-        self.outputs.append(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
-        return super().RegisterResourceOutputs(request)
-
-
-@pytest.fixture
-def monitor(monkeypatch: pytest.MonkeyPatch) -> type[ProviderRecordingMonitor]:
-    ProviderRecordingMonitor.providers = {}
-    ProviderRecordingMonitor.outputs = []
-    monkeypatch.setattr(offline, "RecordingMonitor", ProviderRecordingMonitor)
-    return ProviderRecordingMonitor
 
 
 @pytest.fixture(autouse=True)
@@ -335,7 +307,7 @@ def test_prod_stack_github_resources_names_and_inputs(
 
 
 def test_secrets_and_variables_depend_on_the_environment_and_share_the_component(
-    evaluate: Evaluate, stack_config: Any, monitor: type[ProviderRecordingMonitor]
+    evaluate: Evaluate, stack_config: Any
 ) -> None:
     recording = evaluate(stack_config("prod"), stack="prod")
     component = one(recording, COMPONENT)
@@ -345,7 +317,7 @@ def test_secrets_and_variables_depend_on_the_environment_and_share_the_component
     assert provider.parent == component.urn
     for resource in children:
         assert resource.parent == component.urn, f"{resource.name} is not under {component.name}"
-        assert monitor.providers[resource.urn].startswith(f"{provider.urn}::"), (
+        assert resource.provider.startswith(f"{provider.urn}::"), (
             f"{resource.name} must use the stack's explicit GitHub provider (owner from config)"
         )
         if resource is not env:
@@ -360,7 +332,6 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
     base_config: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    monitor: type[ProviderRecordingMonitor],
 ) -> None:
     exports: dict[str, Any] = {}
     monkeypatch.setattr(pulumi, "export", exports.__setitem__)
@@ -383,8 +354,8 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
         assert SECRET_PLACEHOLDER not in plain_text(resource.inputs), (
             f"{resource.name}: a secret value is readable outside a secret wrapper"
         )
-    assert monitor.outputs, "component outputs were not recorded"
-    for outputs in monitor.outputs:
+    assert recording.outputs, "component outputs were not recorded"
+    for outputs in recording.outputs.values():
         assert SECRET_PLACEHOLDER not in plain_text(outputs), "a secret value reached an output"
     # Stack exports never reach a mock monitor; they are captured where __main__ makes them.
     exported = json.dumps(exports["github"])  # plain data only: names, never Outputs

@@ -112,3 +112,19 @@ def test_cache_entry_strings_are_buildkit_syntax() -> None:
         "oci-mediatypes=true"
     )
     assert plan.cache_entry_to_string({"inline": {}}) == "type=inline"
+
+
+def test_github_section_lists_names_never_values(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan.main(["--stack", "prod"]) == 0
+    out = capsys.readouterr().out
+    github = out[out.index("\ngithub  [") :]
+    assert "environment prod]" in github
+    assert "deployments:  protected branches" in github
+    assert "REGISTRY_ADDRESS=ghcr.io" in github
+    assert "GH_ADMIN_TOKEN=[secret]" in github
+    assert "placeholder" not in out, "a secret value reached the plan"
+
+
+def test_dev_plan_has_no_github_section(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan.main(["--stack", "dev"]) == 0
+    assert "\ngithub  [" not in capsys.readouterr().out

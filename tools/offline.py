@@ -44,6 +44,7 @@ class Resource:
     inputs: dict[str, Any]
     parent: str = ""
     dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Recording:
     stack: str
     preview: bool
     resources: list[Resource] = field(default_factory=list)
+    # register_outputs() of each component, keyed by URN.
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -134,11 +137,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A MockMonitor that also keeps resource options (parent, dependencies)."""
+    """A MockMonitor that also keeps resource options and component outputs."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Resource] = []
+        self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -152,9 +156,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     inputs=dict(inputs),
                     parent=request.parent,
                     dependencies=list(request.dependencies),
+                    provider=request.provider,
                 )
             )
         return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        outputs = pulumi.runtime.rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        self.outputs[request.urn] = dict(outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def stack_file(stack: str) -> Path:
@@ -242,6 +252,7 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     recording = into or Recording(stack=stack, preview=preview)
     monitor.recorded = recording.resources
+    monitor.outputs = recording.outputs
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)

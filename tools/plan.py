@@ -17,7 +17,7 @@ from typing import Any
 
 from components.graph import GraphError
 from components.settings import SettingsError
-from tools.offline import Recording, redact, redact_image_inputs, run_stack
+from tools.offline import SECRET_PLACEHOLDER, Recording, redact, redact_image_inputs, run_stack
 
 DOCKER_IMAGE = "docker-image://"
 
@@ -62,11 +62,17 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         }
         targets[name] = {"resource": resource.name, "parents": parents, "inputs": inputs}
     order = _order(targets)
+    github = [
+        {"type": r.type, "name": r.name, "inputs": redact(r.inputs)}
+        for r in recording.resources
+        if r.type.startswith("github:")
+    ]
     return {
         "stack": recording.stack,
         "preview": recording.preview,
         "order": order,
         "targets": {name: targets[name] for name in order},
+        "github": sorted(github, key=lambda g: (g["type"], g["name"])),
     }
 
 
@@ -137,7 +143,41 @@ def render_text(plan: dict[str, Any]) -> str:
                 row(f"  {label:13} -")
             for n, value in enumerate(values):
                 row(f"  {label if n == 0 else '':13} {value}")
+    lines += _render_github(plan.get("github") or [])
     return "\n".join(lines)
+
+
+def _render_github(resources: list[dict[str, Any]]) -> list[str]:
+    """The stack's GitHub environment, its variables and its secrets (names only)."""
+    if not resources:
+        return []
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in resources:
+        by_type.setdefault(r["type"].rsplit(":", 1)[-1], []).append(r["inputs"])
+    lines = [""]
+    for env in by_type.get("RepositoryEnvironment", []):
+        policy = env.get("deploymentBranchPolicy") or {}
+        reviewers = env.get("reviewers") or []
+        who = "; ".join(f"users {r.get('users', [])} teams {r.get('teams', [])}" for r in reviewers)
+        lines += [
+            f"github  [{env.get('repository')} environment {env.get('environment')}]",
+            f"  deployments:  {'protected branches' if policy.get('protectedBranches') else 'any'}",
+            f"  reviewers:    {who or '-'}",
+        ]
+    variables = sorted(
+        f"{v.get('variableName')}={v.get('value')}"
+        for v in by_type.get("ActionsEnvironmentVariable", [])
+    )
+    secrets = sorted(
+        f"{s.get('secretName')}={SECRET_PLACEHOLDER}"
+        for s in by_type.get("ActionsEnvironmentSecret", [])
+    )
+    for label, values in (("variables:", variables), ("secrets:", secrets)):
+        if not values:
+            lines.append(f"  {label:13} -")
+        for n, value in enumerate(values):
+            lines.append(f"  {label if n == 0 else '':13} {value}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
