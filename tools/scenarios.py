@@ -280,7 +280,7 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
             seconds=seconds,
             steps=steps,
             progress_file=progress,
-            metadata=json.loads(meta_file.read_text()),
+            metadata=json.loads(meta_file.read_text())[target],  # bake keys it by target
         )
     return runs
 
