@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from tools import cache_report
+from tools.bake import main as bake_main
 from tools.bake import to_bake
-from tools.offline import run_program
+from tools.offline import ROOT, run_program
 from tools.plan import to_plan
 from tools.scenarios import (
     CA_BUNDLE,
@@ -213,3 +214,15 @@ def test_inline_cache_is_read_back_through_the_registry_type(
     steps = steps_of(read_vertices(second.stderr).values(), "runtime-cpu")
     assert steps
     assert all(s.cached for s in steps), [s.text[:50] for s in steps if not s.cached]
+
+
+@pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_buildx_accepts_the_bake_translation(stack: str, tmp_path: Path) -> None:
+    """buildx itself parses what scripts/bake writes (`--print` resolves without building)."""
+    out = tmp_path / f"bake.{stack}.json"
+    assert bake_main(["--stack", stack, "--output", str(out)]) == 0
+    printed = docker("buildx", "bake", "--file", str(out), "--print", check=False, cwd=ROOT)
+    assert printed.returncode == 0, printed.stderr
+    resolved = json.loads(printed.stdout)["target"]
+    assert set(resolved) == set(json.loads(out.read_text())["target"])

@@ -1,0 +1,75 @@
+"""The bake translation of a recorded plan: same targets, contexts, args, tags and cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.catalog import TARGETS
+from tools import bake
+from tools.offline import run_stack
+from tools.plan import cache_entry_to_string, to_plan
+
+
+@pytest.fixture(scope="module")
+def prod_plan() -> dict[str, Any]:
+    return to_plan(run_stack("prod"))
+
+
+def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str, Any]) -> None:
+    document = bake.to_bake(prod_plan, secrets={})
+    assert document["group"]["default"]["targets"] == prod_plan["order"]
+    for name, target in document["target"].items():
+        inputs = prod_plan["targets"][name]["inputs"]
+        assert target["target"] == TARGETS[name].stage
+        assert target["context"] == TARGETS[name].context_dir
+        assert f"{target['context']}/{target['dockerfile']}" == TARGETS[name].dockerfile
+        assert target["args"] == inputs["buildArgs"]
+        assert target["tags"] == inputs["tags"]
+        assert target["cache-from"] == [cache_entry_to_string(e) for e in inputs["cacheFrom"]]
+        assert target["cache-to"] == [cache_entry_to_string(e) for e in inputs["cacheTo"]]
+        assert target["output"] == ["type=registry"]
+
+
+def test_parents_become_bake_targets_or_stay_registry_images(prod_plan: dict[str, Any]) -> None:
+    as_targets = bake.to_bake(prod_plan, secrets={})["target"]
+    as_images = bake.to_bake(prod_plan, secrets={}, parents="image")["target"]
+    for name, target in TARGETS.items():
+        for ctx, parent in target.parents.items():
+            assert as_targets[name]["contexts"][ctx] == f"target:{parent}"
+            parent_tag = prod_plan["targets"][parent]["inputs"]["tags"][0]
+            assert as_images[name]["contexts"][ctx] == f"docker-image://{parent_tag}"
+    # Source contexts are copied as they are, in both modes.
+    assert as_targets["core-cpu"]["contexts"]["comfyui-src"].endswith("#v0.8.1")
+
+
+def test_secrets_need_a_local_source(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("pem")
+    plan = to_plan(run_stack("dev"))
+    for entry in plan["targets"].values():
+        entry["inputs"]["secrets"] = {"ca": "[secret]"}
+    with pytest.raises(bake.BakeError, match="--secret ca=<file>"):
+        bake.to_bake(plan, secrets={})
+    document = bake.to_bake(plan, secrets={"ca": str(bundle)})
+    for target in document["target"].values():
+        assert target["secret"] == [f"id=ca,src={bundle}"]
+        assert "pem" not in json.dumps(target["args"])
+
+
+def test_command_writes_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "bake.json"
+    assert bake.main(["--stack", "dev", "--output", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert set(document["target"]) == {"runtime-cpu", "core-cpu"}
+
+
+def test_unpushed_targets_export_cache_only() -> None:
+    plan = to_plan(run_stack("dev"))
+    for entry in plan["targets"].values():
+        entry["inputs"]["push"] = False
+    for target in bake.to_bake(plan, secrets={})["target"].values():
+        assert target["output"] == ["type=cacheonly"]
