@@ -7,6 +7,7 @@ wrong), then declare the image family and, when configured, its GitHub side.
 import pulumi
 
 from components import config
+from components.github import GithubEnvironment
 from components.image import ImageFamily
 
 settings, secrets = config.load()
@@ -21,7 +22,5 @@ pulumi.export("tags", {name: t.tags for name, t in family.targets.items()})
 # The stack's GitHub deployment environment with its secrets and variables; only stacks
 # that set comfyui-images:github have one (dev stays offline).
 if settings.github is not None:
-    from components.github import GithubEnvironment
-
     github = GithubEnvironment("github", settings, secrets)
     pulumi.export("github", github.summary)
