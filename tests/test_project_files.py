@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,3 +47,36 @@ def test_stack_files_use_only_known_namespaced_keys(stack: str) -> None:
         ns, _, name = full.partition(":")
         assert ns == NAMESPACE, f"{stack}: {full} is outside the project namespace"
         assert name in KNOWN_KEYS, f"{stack}: unexpected key {full}"
+
+
+def test_main_job_names_a_missing_prerequisite_and_the_offline_plan(tmp_path: Path) -> None:
+    """The quick start's first command on a machine without the Pulumi CLI."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "bash"):  # all scripts/up needs before its first check
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "up")],
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "missing prerequisite: the Pulumi CLI" in result.stderr
+    assert "https://www.pulumi.com/docs/install/" in result.stderr
+    assert "scripts/plan --stack dev" in result.stderr
+
+
+def test_main_job_refuses_an_unknown_stack(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "up"), "nope"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no stack file stacks/Pulumi.nope.yaml" in result.stderr
