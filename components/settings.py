@@ -443,16 +443,12 @@ class StackSettings(_Strict):
 
 
 # Keys a stack may set; anything else under the namespace is a typo worth failing on.
-_OBJECT_KEYS = {"registry", "cache", "versions", "sources", "github", "cacheThresholds"}
+# Keys whose stack values are YAML objects or lists (Pulumi hands them over as JSON).
+_JSON_KEYS = {"registry", "cache", "versions", "sources", "github", "cacheThresholds", "targets"}
 _SECRET_KEYS = {"registryPassword", "githubSecrets"}
-KNOWN_KEYS = (
-    frozenset(StackSettings.model_fields)
-    - {
-        "hasRegistryPassword",
-        "githubSecretNames",
-    }
-    | _SECRET_KEYS
-)
+# Set by decode_config from what the stack holds, never by the stack itself.
+_PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
+KNOWN_KEYS = frozenset(StackSettings.model_fields) - _PRESENCE_FLAGS | _SECRET_KEYS
 
 
 def _format_error(err: ValidationError) -> str:
@@ -463,6 +459,8 @@ def _format_error(err: ValidationError) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = f"unknown key; remove it or check its spelling (value {e['input']!r})"
+            if len(loc) == 1:
+                msg += f"; known keys: {', '.join(sorted(KNOWN_KEYS))}"
         elif e["type"] == "missing":
             msg = f"required; set it with `pulumi config set {where} ...` (see README)"
         elif e["type"] in ("enum", "literal_error") or (
@@ -477,23 +475,13 @@ def _format_error(err: ValidationError) -> str:
 def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
     """Validate already-decoded config values (keys without namespace).
 
-    Secret values must not be in ``raw``; pass presence flags instead.
+    Secret values must not be in ``raw``; pass presence flags instead. Unknown keys are
+    the model's ``extra="forbid"`` errors, reported together with every other problem.
     """
-    unknown = sorted(set(raw) - KNOWN_KEYS - {"hasRegistryPassword", "githubSecretNames"})
-    if unknown:
-        known = ", ".join(sorted(KNOWN_KEYS))
-        raise SettingsError(
-            "invalid stack configuration:\n"
-            + "\n".join(
-                f"  {key(k)}: unknown key (value {raw[k]!r}); known keys: {known}" for k in unknown
-            )
-        )
     try:
         return StackSettings.model_validate(raw)
     except ValidationError as err:
         raise SettingsError(_format_error(err)) from None
-    except SettingsError:
-        raise
 
 
 def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict[str, Any]:
@@ -507,9 +495,14 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
         ns, _, name = full.partition(":")
         if ns != NAMESPACE:
             continue
+        if name in _PRESENCE_FLAGS:
+            raise SettingsError(
+                f"invalid stack configuration:\n  {full}: unknown key; remove it (the program "
+                "derives it from the stack's secrets)"
+            )
         if name in _SECRET_KEYS or full in secret:
             continue
-        if name in _OBJECT_KEYS or name in {"targets"}:
+        if name in _JSON_KEYS:
             try:
                 raw[name] = json.loads(text)
             except json.JSONDecodeError:

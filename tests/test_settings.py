@@ -203,3 +203,10 @@ def test_unknown_parent_is_reported_with_its_child() -> None:
 
 def test_catalog_graph_is_acyclic_and_complete() -> None:
     assert set(selected_with_parents(TARGETS)) == set(TARGETS)
+
+
+@pytest.mark.parametrize("flag", ["hasRegistryPassword", "githubSecretNames"])
+def test_presence_flags_cannot_be_set_from_the_stack(flag: str) -> None:
+    """They are derived from the stack's secrets; a stack key must not fake them."""
+    message = error_for(base(**{flag: ["GH_ADMIN_TOKEN"]}))
+    assert f"comfyui-images:{flag}: unknown key" in message
