@@ -18,7 +18,7 @@ import pytest
 from components import github as gh
 from components.settings import GithubSettings, SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
-from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, unwrap
+from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, redact, unwrap
 
 PROVIDER = "pulumi:providers:github"
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
@@ -47,17 +47,7 @@ def one(recording: Recording, type_: str) -> Resource:
 
 def plain_text(value: Any) -> str:
     """Everything in ``value`` that is NOT inside a secret wrapper, as JSON."""
-
-    def strip(v: Any) -> Any:
-        if is_secret(v):
-            return None
-        if isinstance(v, dict):
-            return {k: strip(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [strip(x) for x in v]
-        return v
-
-    return json.dumps(strip(value))
+    return json.dumps(redact(value, placeholder=None))
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,26 +70,25 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(_SECRET_SIG) == _SECRET_TAG
 
 
+def _map_secrets(value: Any, on_secret: Callable[[Any], Any]) -> Any:
+    """Copy ``value``, replacing each secret wrapper (at any level) by ``on_secret(inner)``."""
+    if is_secret(value):
+        return on_secret(value.get("value"))
+    if isinstance(value, dict):
+        return {k: _map_secrets(v, on_secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_secrets(v, on_secret) for v in value]
+    return value
+
+
 def unwrap(value: Any) -> Any:
     """Remove secret wrappers at every level, keeping the values (for assertions)."""
-    if is_secret(value):
-        return unwrap(value.get("value"))
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
+    return _map_secrets(value, unwrap)
 
 
-def redact(value: Any) -> Any:
-    """Replace every secret (at any level) by a placeholder (for printing)."""
-    if is_secret(value):
-        return SECRET_PLACEHOLDER
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+def redact(value: Any, placeholder: Any = SECRET_PLACEHOLDER) -> Any:
+    """Replace every secret (at any level) by ``placeholder`` (for printing, or None to drop)."""
+    return _map_secrets(value, lambda _inner: placeholder)
 
 
 def redact_image_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
