@@ -24,11 +24,10 @@ def repository(settings: StackSettings, target: str) -> str:
     return f"{settings.registry.address}/{settings.registry.namespace}/{target}"
 
 
-def image_tags(settings: StackSettings, target: Target) -> list[str]:
+def image_tags(settings: StackSettings, target: Target, version_tag: str) -> list[str]:
     """The version tag first (it becomes ``ref``), then the moving tag."""
     repo = repository(settings, target.name)
-    version = inputs.version_tag(target, settings)
-    return [f"{repo}:{version}", f"{repo}:{settings.movingTag}"]
+    return [f"{repo}:{version_tag}", f"{repo}:{settings.movingTag}"]
 
 
 class ImageTarget(pulumi.ComponentResource):
@@ -50,7 +49,7 @@ class ImageTarget(pulumi.ComponentResource):
     ) -> None:
         super().__init__("comfyui:images:ImageTarget", name, None, opts)
         resolved = inputs.for_target(target, settings)
-        tags = image_tags(settings, target)
+        tags = image_tags(settings, target, resolved.version_tag)
         cache = plan_cache(
             settings,
             stack=stack,

@@ -20,6 +20,7 @@ import pytest
 from tools import cache_report
 from tools.bake import main as bake_main
 from tools.bake import to_bake
+from tools.cache_report import read_vertices, steps_of
 from tools.offline import ROOT, run_program
 from tools.plan import to_plan
 from tools.scenarios import (
@@ -39,10 +40,8 @@ from tools.scenarios import (
     family,
     first_changed_index,
     prepare,
-    read_vertices,
     reset_local_state,
     run_scenario,
-    steps_of,
 )
 
 pytestmark = pytest.mark.engine

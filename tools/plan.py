@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from components.graph import GraphError
+from components.graph import GraphError, selected_with_parents
 from components.settings import SettingsError
 from tools.offline import SECRET_PLACEHOLDER, Recording, redact, redact_image_inputs, run_stack
 
@@ -61,7 +61,8 @@ def to_plan(recording: Recording) -> dict[str, Any]:
             if (parent := _parent_of(str(spec.get("location", "")), first_tags))
         }
         targets[name] = {"resource": resource.name, "parents": parents, "inputs": inputs}
-    order = _order(targets)
+    # The recorded Images hold every parent already; graph.py orders them parents first.
+    order = selected_with_parents(targets)
     github = [
         {"type": r.type, "name": r.name, "inputs": redact(r.inputs)}
         for r in recording.resources
@@ -74,21 +75,6 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         "targets": {name: targets[name] for name in order},
         "github": sorted(github, key=lambda g: (g["type"], g["name"])),
     }
-
-
-def _order(targets: dict[str, Any]) -> list[str]:
-    done: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        for parent in targets[name]["parents"].values():
-            visit(parent)
-        done.append(name)
-
-    for name in sorted(targets):
-        visit(name)
-    return done
 
 
 def render_text(plan: dict[str, Any]) -> str:
