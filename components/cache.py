@@ -1,7 +1,9 @@
 """BuildKit cache sources and destinations per target.
 
-Pure: given the stack settings, a target and whether this run is a preview, return the
-``cache_from`` / ``cache_to`` entries the docker-build provider receives. The rules fix
+Pure: given the stack settings and a target, return the ``cache_from`` / ``cache_to``
+entries the docker-build provider receives. Preview and up get identical entries: the
+provider diffs every input, so any difference would show every Image as changed in every
+preview (and rebuild it). The rules fix
 the origin project's mistakes (see README "How the caches work"):
 
 - gha: one scope per target (per stack), so targets never overwrite each other's cache;
@@ -11,8 +13,9 @@ the origin project's mistakes (see README "How the caches work"):
 - inline: exported with no mode (it has none) and read back through the *registry* type
   from the image's own moving tag (``type=inline`` is not a cache source).
 - local: a directory per target, for laptops.
-- preview: no registry cache writes (an unmerged branch must not overwrite the shared
-  cache) unless ``cache.writeOnPreview``; gha writes stay, GitHub isolates them by branch.
+- previews are kept away from the shared registry cache by credentials, not by inputs:
+  the pull-request job's token can only read packages, and ``ignore_error`` turns the
+  refused cache push into a warning. gha writes are isolated per branch by GitHub.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def local_cache_dir(settings: StackSettings, target: str) -> str:
 
 
 def plan_cache(
-    settings: StackSettings, *, stack: str, target: str, moving_tag_ref: str, preview: bool
+    settings: StackSettings, *, stack: str, target: str, moving_tag_ref: str
 ) -> CachePlan:
     """Cache entries for one target, in the configured backend order."""
     mode = CacheMode(settings.cache.mode.value)
@@ -65,8 +68,6 @@ def plan_cache(
         elif backend is CacheBackend.REGISTRY:
             ref = registry_cache_ref(settings, target)
             sources.append({"registry": {"ref": ref}})
-            if preview and not settings.cache.writeOnPreview:
-                continue
             entry: CacheToRegistryArgsDict = {"ref": ref, "mode": mode, "ignore_error": True}
             if settings.cache.imageManifest:
                 entry["image_manifest"] = True

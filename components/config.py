@@ -1,8 +1,9 @@
 """Reads this stack's Pulumi config once and turns it into settings plus secrets.
 
-The only module that touches ``pulumi.Config``. Plain values go through
-``settings.parse_settings``; secret values are only ever handled as ``pulumi.Output``
-secrets, so they cannot leak into plan text, logs or unencrypted state.
+The only module that touches ``pulumi.Config``. Every key is validated first (plain values
+by ``settings.parse_settings``, secrets by shape only), then the family is checked for
+collisions, all before any resource is registered. Secret values are only ever handled as
+``pulumi.Output`` secrets, so they cannot leak into plan text, logs or unencrypted state.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import config as runtime_config
 
 from components.settings import (
@@ -20,12 +23,17 @@ from components.settings import (
     SettingsError,
     StackSettings,
     decode_config,
-    key,
     parse_settings,
+    stack_file_problems,
 )
+from components.written import collisions, written_by
 
-# Secret keys and how `pulumi config set --secret` spells them.
-_SECRET_ONLY = {"registryPassword": "{}", "githubSecrets": "--path {}.NAME"}
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"  # Pulumi.yaml's stackConfigDir
+
+
+class ConfigError(SettingsError, pulumi.RunError):
+    """A ``SettingsError`` that Pulumi prints as its message alone, without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,9 @@ class StackSecrets:
 def current_config() -> tuple[dict[str, str], set[str]]:
     """All config of this run and the keys Pulumi marks secret.
 
-    The engine hands config to Python through ``PULUMI_CONFIG``; mocks through
-    ``set_all_config``. Both are read so unknown keys can be reported, not ignored.
+    The engine hands config to Python through ``PULUMI_CONFIG`` (or the language host's
+    run request); mocks through ``set_all_config``. Both are read so unknown keys can be
+    reported, not ignored.
     """
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret = set(runtime_config.get_config_secret_keys_env())
@@ -52,17 +61,37 @@ def current_config() -> tuple[dict[str, str], set[str]]:
     return values, secret
 
 
-def load() -> tuple[StackSettings, StackSecrets]:
-    """Validate the whole stack config; raise ``SettingsError`` before any resource."""
-    values, secret_keys = current_config()
-    for name, how in _SECRET_ONLY.items():
-        full = key(name)
-        if full in values and full not in secret_keys:
-            raise SettingsError(
-                f"invalid stack configuration:\n  {full}: stored in plain text; "
-                f"remove it and run `pulumi config set --secret {how.format(full)} <value>`"
-            )
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """The ``config:`` mapping of ``stacks/Pulumi.<stack>.yaml`` ({} when there is none)."""
+    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return {}
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = document.get("config") if isinstance(document, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> StackSettings:
+    """Every check that needs no Pulumi: raises ``SettingsError`` naming key, value and fix."""
+    if problems := stack_file_problems(stack_file_config(stack)):
+        raise SettingsError("invalid stack configuration:\n  " + "\n  ".join(problems))
     settings = parse_settings(decode_config(values, secret_keys))
+    if problems := collisions(written_by(settings, stack)):
+        raise SettingsError(
+            "invalid stack configuration: two targets would write the same place:\n  "
+            + "\n  ".join(problems)
+            + "\n  fix registry.namespace, movingTag, cache.registryRepository or the pins"
+        )
+    return settings
+
+
+def load() -> tuple[StackSettings, StackSecrets]:
+    """Validate the whole stack config; raise ``ConfigError`` before any resource."""
+    values, secret_keys = current_config()
+    try:
+        settings = validate(values, secret_keys, pulumi.get_stack())
+    except SettingsError as err:
+        raise ConfigError(str(err)) from None
     cfg = pulumi.Config(NAMESPACE)
 
     password: pulumi.Output[str] | None = None
@@ -78,6 +107,8 @@ def load() -> tuple[StackSettings, StackSecrets]:
         if settings.caBundle
         else None
     )
+    # Shape checked by decode_config, so Pulumi's own type error (which would print the
+    # decrypted value) cannot happen here.
     github_secrets = cfg.get_secret_object("githubSecrets")
     return settings, StackSecrets(
         registry_password=password,

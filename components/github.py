@@ -11,7 +11,7 @@ Only stacks that set ``comfyui-images:github`` get one (dev stays offline). What
   workflows read them from one place, the stack), plus ``github.variables``.
 
 Which secrets the workflows need is read from the workflow files themselves
-(``workflow_secrets``); settings validation fails before any resource is registered when the
+(``components/workflows.py``); settings validation fails before any resource is registered when the
 stack does not define one of them.
 
 Deliberately not managed, and why:
@@ -32,112 +32,24 @@ Deliberately not managed, and why:
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_github as github
-import yaml
+
+from components.workflows import workflow_secrets
 
 if TYPE_CHECKING:
     from components.config import StackSecrets
     from components.settings import GithubSettings, StackSettings
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 # Where the SDK reads the provider token from when `github:token` is not set.
 TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105 (a variable name)
-# Secrets GitHub provides to every job; never the stack's business.
-BUILTIN_SECRETS = frozenset({"GITHUB_TOKEN"})
 # Both keys are required by the provider: deploy only from protected branches, no patterns.
 DEPLOYMENT_BRANCH_POLICY: github.RepositoryEnvironmentDeploymentBranchPolicyArgsDict = {
     "protected_branches": True,
     "custom_branch_policies": False,
 }
-
-_SECRET_REF = re.compile(
-    r"\bsecrets\s*\.\s*(?P<dot>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|\bsecrets\s*\[\s*['\"](?P<index>[^'\"]+)['\"]\s*\]"
-)
-
-
-@dataclass(frozen=True)
-class WorkflowSecrets:
-    """What the workflow files ask of one environment.
-
-    ``needed`` maps each secret name to the ``file (job id)`` places that read it; ``jobs``
-    lists the jobs that run in the environment at all.
-    """
-
-    environment: str
-    needed: dict[str, list[str]] = field(default_factory=dict)
-    jobs: list[str] = field(default_factory=list)
-
-
-def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, Mapping):
-        for k, v in node.items():
-            yield from _strings(k)
-            yield from _strings(v)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _strings(item)
-
-
-def secret_references(node: Any) -> set[str]:
-    """Names of ``secrets.NAME`` / ``secrets['NAME']`` read anywhere in ``node`` (uppercased:
-    GitHub secret names are case-insensitive)."""
-    names = set()
-    for text in _strings(node):
-        for match in _SECRET_REF.finditer(text):
-            names.add((match.group("dot") or match.group("index")).upper())
-    return names
-
-
-def job_environment(job: Mapping[str, Any]) -> str | None:
-    """The environment a job runs in (``environment: prod`` or ``{name: prod, url: ...}``)."""
-    env = job.get("environment")
-    if isinstance(env, Mapping):
-        env = env.get("name")
-    return env if isinstance(env, str) and env else None
-
-
-def workflow_secrets(environment: str, workflows_dir: Path | None = None) -> WorkflowSecrets:
-    """The secrets that jobs running in ``environment`` read, and that only such jobs read.
-
-    A secret that a job *without* an environment also reads must be a repository secret
-    (such jobs cannot see environment secrets), so the stack's environment does not need to
-    supply it. ``GITHUB_TOKEN`` is GitHub's own. Environment names compare case-insensitively,
-    as on GitHub; an environment given as an expression cannot be resolved and is skipped.
-    """
-    directory = workflows_dir or WORKFLOWS_DIR
-    needed: dict[str, list[str]] = {}
-    repository_level: set[str] = set()
-    jobs: list[str] = []
-    files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
-    for path in files:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        workflow_jobs = document.get("jobs") if isinstance(document, Mapping) else None
-        for job_id, job in (workflow_jobs or {}).items():
-            if not isinstance(job, Mapping):
-                continue
-            env = job_environment(job)
-            refs = secret_references(job)
-            if env is None:
-                repository_level |= refs
-            elif env.casefold() == environment.casefold():
-                place = f".github/workflows/{path.name} (job {job_id})"
-                jobs.append(place)
-                for name in refs:
-                    needed.setdefault(name, []).append(place)
-    for name in BUILTIN_SECRETS | repository_level:
-        needed.pop(name, None)
-    return WorkflowSecrets(environment, dict(sorted(needed.items())), jobs)
 
 
 def environment_variables(settings: StackSettings) -> dict[str, str]:

@@ -17,17 +17,8 @@ from components import inputs
 from components.cache import plan_cache
 from components.catalog import TARGETS, Target
 from components.config import StackSecrets
+from components.inputs import image_tags
 from components.settings import StackSettings
-
-
-def repository(settings: StackSettings, target: str) -> str:
-    return f"{settings.registry.address}/{settings.registry.namespace}/{target}"
-
-
-def image_tags(settings: StackSettings, target: Target, version_tag: str) -> list[str]:
-    """The version tag first (it becomes ``ref``), then the moving tag."""
-    repo = repository(settings, target.name)
-    return [f"{repo}:{version_tag}", f"{repo}:{settings.movingTag}"]
 
 
 class ImageTarget(pulumi.ComponentResource):
@@ -49,13 +40,12 @@ class ImageTarget(pulumi.ComponentResource):
     ) -> None:
         super().__init__("comfyui:images:ImageTarget", name, None, opts)
         resolved = inputs.for_target(target, settings)
-        tags = image_tags(settings, target, resolved.version_tag)
+        tags = image_tags(settings, target.name, resolved.version_tag)
         cache = plan_cache(
             settings,
             stack=stack,
             target=target.name,
             moving_tag_ref=tags[1],
-            preview=pulumi.runtime.is_dry_run(),
         )
 
         named: dict[str, docker_build.ContextArgsDict] = {

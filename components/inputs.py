@@ -8,11 +8,16 @@ every pin to prove it reaches exactly those Images.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from components.catalog import Target
+from components.refs import MAX_TAG
 from components.settings import StackSettings
+
+_FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def cuda_wheel_tag(cuda: str) -> str:
@@ -67,9 +72,31 @@ def for_target(target: Target, settings: StackSettings) -> TargetInputs:
 
 
 def version_tag(target: Target, settings: StackSettings) -> str:
-    """Human-readable tag naming the pins of a target, sanitised to a valid tag."""
+    """Human-readable tag naming the pins of a target, and different for different pins.
+
+    A full commit is shortened to 12 hex digits. When making the text a valid tag loses
+    anything (a ``+`` becomes ``-``, the 128-character limit cuts it), a digest of the
+    exact text is appended, so ``2.8.0+a`` and ``2.8.0-a`` never share a tag and a pin bump
+    never overwrites the image of another pin.
+    """
     fields = settings.versions.model_dump()
-    fields["sageattention"] = fields["sageattention"][:12]
+    for name, value in fields.items():
+        if _FULL_COMMIT.fullmatch(value):
+            fields[name] = value[:12]
     text = target.version_tag.format(**fields)
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
-    return cleaned.lstrip(".-")[:128]
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in text)
+    cleaned = cleaned.lstrip(".-")
+    if cleaned == text and len(cleaned) <= MAX_TAG:
+        return cleaned
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{cleaned[: MAX_TAG - len(digest) - 2]}-h{digest}"
+
+
+def repository(settings: StackSettings, target: str) -> str:
+    return f"{settings.registry.address}/{settings.registry.namespace}/{target}"
+
+
+def image_tags(settings: StackSettings, target: str, version_tag: str) -> list[str]:
+    """The version tag first (it becomes ``ref``), then the moving tag."""
+    repo = repository(settings, target)
+    return [f"{repo}:{version_tag}", f"{repo}:{settings.movingTag}"]

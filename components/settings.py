@@ -1,9 +1,10 @@
-"""Stack settings: the one place where config is read and validated.
+"""Stack settings: the one place where config is validated.
 
-Pure pydantic models plus one loader. Every rule that spans fields lives here, so a bad
-stack fails before any resource is registered, and the message names the config key, the
-bad value and the fix. Secrets never pass through these models as plain strings: the
-loader only records *whether* a secret is present and hands the ``pulumi.Output`` on.
+Pure pydantic models plus the decoder of Pulumi's config strings. Every rule that spans
+fields lives here, so a bad stack fails before any resource is registered, and the message
+names the config key, the bad value (credentials redacted) and the fix. Secrets never pass
+through these models: the decoder checks their shape, records *whether* each is present and
+which names a secret object holds, and the values stay ``pulumi.Output`` secrets.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,18 +31,39 @@ from pydantic import (
 
 from components.catalog import TARGETS
 from components.graph import selected_with_parents
+from components.refs import (
+    address_problem,
+    has_credentials,
+    is_tag,
+    path_problem,
+    redact_credentials,
+    repository_problem,
+)
 
 NAMESPACE = "comfyui-images"
 PASSWORD_ENV = "COMFYUI_IMAGES_REGISTRY_PASSWORD"  # noqa: S105 (a variable name)
+# BuildKit refuses a secret larger than this (500 KiB).
+MAX_SECRET_BYTES = 500 * 1024
 
 
 class SettingsError(ValueError):
-    """A stack configuration problem, phrased for the person who must fix it."""
+    """A stack configuration problem, phrased for the person who must fix it.
+
+    Credentials that look like ``user:password@`` are redacted from every message, whatever
+    rule wrote it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_credentials(message))
 
 
 def key(name: str) -> str:
     """The fully qualified config key, as ``pulumi config set`` spells it."""
     return f"{NAMESPACE}:{name}"
+
+
+def _invalid(lines: Iterable[str]) -> SettingsError:
+    return SettingsError("invalid stack configuration:\n" + "\n".join(f"  {x}" for x in lines))
 
 
 class _Strict(BaseModel):
@@ -57,38 +82,56 @@ class CacheMode(StrEnum):
     MAX = "max"
 
 
-_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-_REPO_PATH = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BUILDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_ARCH_LIST = re.compile(r"[0-9]{1,2}\.[0-9](\+PTX)?(;[0-9]{1,2}\.[0-9](\+PTX)?)*")
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
+
+
+def _no_control(v: str) -> str:
+    if _CONTROL.search(v):
+        raise ValueError("contains a newline or another control character; remove it")
+    return v
+
+
+def _no_credentials(v: str) -> str:
+    if has_credentials(v):
+        raise ValueError(
+            "carries credentials, which would be stored in the state and printed in the plan "
+            "on pull requests; use a location without user:password@ and give git or pip "
+            "their credentials another way (a credential helper, netrc, a BuildKit secret)"
+        )
+    return v
 
 
 class RegistrySettings(_Strict):
     """Where images, tags and the registry cache live."""
 
-    address: str = Field(description="Registry host[:port], e.g. ghcr.io or localhost:5000.")
-    namespace: str = Field(description="Repository path under the address, e.g. acme/comfyui.")
-    username: str | None = Field(
+    address: StrictStr = Field(description="Registry host[:port], e.g. ghcr.io, localhost:5000.")
+    namespace: StrictStr = Field(description="Repository path under the address: acme/comfyui.")
+    username: StrictStr | None = Field(
         default=None, description="Login user; requires comfyui-images:registryPassword."
     )
 
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        if "://" in v or "/" in v or not _HOST.match(v):
-            raise ValueError(
-                f"registry.address must be host[:port] without scheme or path, got {v!r}; "
-                "e.g. ghcr.io or localhost:5000"
-            )
+        if problem := address_problem(v):
+            raise ValueError(problem)
         return v
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not _REPO_PATH.match(v):
-            raise ValueError(
-                f"registry.namespace must be a lowercase repository path, got {v!r}; "
-                "e.g. acme/comfyui"
-            )
+        if problem := path_problem(v):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or _CONTROL.search(v) or ":" in v):
+            raise ValueError("must be a login name without blanks, colons or newlines")
         return v
 
 
@@ -100,17 +143,12 @@ class CacheSettings(_Strict):
         description="Backends in order of preference; [] disables caching.",
     )
     mode: CacheMode = Field(default=CacheMode.MAX, description="min: final layers; max: all.")
-    imageManifest: bool = Field(
+    imageManifest: StrictBool = Field(
         default=False,
         description="Registry cache as an OCI image manifest (ECR and similar need it).",
     )
-    writeOnPreview: bool = Field(
-        default=False,
-        description="Let previews write the registry cache (off: unmerged branches can't "
-        "overwrite the shared cache).",
-    )
-    localDir: str = Field(default=".buildcache", description="Root of the local cache.")
-    registryRepository: str | None = Field(
+    localDir: StrictStr = Field(default=".buildcache", description="Root of the local cache.")
+    registryRepository: StrictStr | None = Field(
         default=None,
         description="Repository for registry cache refs; default <address>/<namespace>/buildcache.",
     )
@@ -120,7 +158,25 @@ class CacheSettings(_Strict):
     def _unique(cls, v: list[CacheBackend]) -> list[CacheBackend]:
         seen = [b for i, b in enumerate(v) if b in v[:i]]
         if seen:
-            raise ValueError(f"cache.backends lists {seen[0].value!r} twice; list each once")
+            raise ValueError(f"lists {seen[0].value!r} twice; list each backend once")
+        return v
+
+    @field_validator("localDir")
+    @classmethod
+    def _local_dir(cls, v: str) -> str:
+        _no_control(v)
+        if not v.strip() or not v.rstrip("/"):
+            raise ValueError(
+                "must name a directory; empty or / would write the cache at the filesystem "
+                "root. Use e.g. .buildcache"
+            )
+        return v
+
+    @field_validator("registryRepository")
+    @classmethod
+    def _registry_repository(cls, v: str | None) -> str | None:
+        if v is not None and (problem := repository_problem(v, need_domain=True)):
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -134,72 +190,109 @@ class CacheSettings(_Strict):
         return self
 
 
-Version = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
+# An example of a valid value per pin: what an error message shows instead of a regex.
+PIN_EXAMPLES: dict[str, str] = {
+    "python": "3.12",
+    "ubuntu": "24.04",
+    "cuda": "12.9.1",
+    "torch": "2.8.0",
+    "torchvision": "0.23.0",
+    "torchaudio": "2.8.0",
+    "comfyCli": "1.23.0",
+    "comfyui": "v0.8.1",
+    "sageattention": "d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
+}
+_PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+_SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
+# Pins that name a git ref: BuildKit git contexts take a tag or a full 40-hex commit.
+GIT_PINS = frozenset({"comfyui", "sageattention"})
 
 
 class Versions(_Strict):
     """Pinned versions. Each reaches only the targets whose layers it changes."""
 
-    python: Version = Field(default="3.12", description="Python from the OS packages.")
-    ubuntu: Version = Field(default="24.04", description="Ubuntu release of every base image.")
-    cuda: Version = Field(default="12.9.1", description="CUDA of the runtime and devel bases.")
-    torch: Version = Field(default="2.8.0", description="The last torch with cu129 wheels.")
-    torchvision: Version = "0.23.0"
-    torchaudio: Version = "2.8.0"
-    comfyCli: Version = Field(default="1.23.0", description="comfy-cli from PyPI.")
-    comfyui: Version = Field(default="v0.8.1", description="ComfyUI git tag or commit.")
-    sageattention: Version = Field(
+    python: str = Field(default="3.12", description="Python from the OS packages.")
+    ubuntu: str = Field(default="24.04", description="Ubuntu release of every base image.")
+    cuda: str = Field(default="12.9.1", description="CUDA of the runtime and devel bases.")
+    torch: str = Field(default="2.8.0", description="The last torch with cu129 wheels.")
+    torchvision: str = "0.23.0"
+    torchaudio: str = "2.8.0"
+    comfyCli: str = Field(default="1.23.0", description="comfy-cli from PyPI.")
+    comfyui: str = Field(default="v0.8.1", description="ComfyUI git tag or full commit.")
+    sageattention: str = Field(
         default="d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
         description="SageAttention git commit (main, 2026-01-17); v2.2.0 lacks sm_100.",
     )
 
-
-_SOURCE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
+    @field_validator("*", mode="before")
+    @classmethod
+    def _pin(cls, v: Any, info: Any) -> Any:
+        example = PIN_EXAMPLES[info.field_name]
+        if not isinstance(v, str):
+            raise ValueError(
+                f"must be a quoted string such as {example!r} (YAML reads an unquoted 3.10 as "
+                "the number 3.1)"
+            )
+        if not _PIN.fullmatch(v):
+            raise ValueError(f"is not a version; write it like {example!r}")
+        if info.field_name in GIT_PINS and _SHORT_COMMIT.fullmatch(v):
+            raise ValueError(
+                "looks like a short commit; BuildKit git contexts need a tag or the full "
+                f"40-hex commit, e.g. {PIN_EXAMPLES['sageattention']!r}"
+            )
+        return v
 
 
 class Sources(_Strict):
     """Network inputs, overridable so builds can run against mirrors or local stand-ins."""
 
-    cudaImage: str = Field(default="nvidia/cuda", description="Repository of CUDA base images.")
-    ubuntuImage: str = Field(default="ubuntu", description="Repository of the Ubuntu base.")
-    comfyui: str = Field(
+    cudaImage: StrictStr = Field(default="nvidia/cuda", description="Repository of CUDA bases.")
+    ubuntuImage: StrictStr = Field(default="ubuntu", description="Repository of the Ubuntu base.")
+    comfyui: StrictStr = Field(
         default="https://github.com/comfyanonymous/ComfyUI.git#{version}",
         description="ComfyUI source location; {version} is replaced by versions.comfyui.",
     )
-    sageattention: str = Field(
+    sageattention: StrictStr = Field(
         default="https://github.com/thu-ml/SageAttention.git#{version}",
         description="SageAttention source; {version} is replaced by versions.sageattention.",
     )
-    torchIndexCpu: str = Field(default="https://download.pytorch.org/whl/cpu")
-    torchIndexCuda: str | None = Field(
+    torchIndexCpu: StrictStr = Field(default="https://download.pytorch.org/whl/cpu")
+    torchIndexCuda: StrictStr | None = Field(
         default=None,
         description="Torch index for CUDA targets; default derived from versions.cuda (cuXYZ).",
     )
-    pypiMirror: str = Field(default="", description="PyPI mirror index URL; empty: pip default.")
-    wheelhouse: str = Field(
+    pypiMirror: StrictStr = Field(default="", description="PyPI mirror index URL; empty: PyPI.")
+    wheelhouse: StrictStr = Field(
         default="", description="Directory of local wheels offered to every pip step."
     )
+
+    @field_validator("*")
+    @classmethod
+    def _clean(cls, v: str | None) -> str | None:
+        return v if v is None else _no_credentials(_no_control(v))
+
+    @field_validator("cudaImage", "ubuntuImage")
+    @classmethod
+    def _image_repository(cls, v: str) -> str:
+        if problem := repository_problem(v):
+            raise ValueError(f"{problem}; e.g. nvidia/cuda or mirror.example:5000/nvidia/cuda")
+        return v
 
     @field_validator("comfyui", "sageattention")
     @classmethod
     def _templated(cls, v: str) -> str:
         if "{version}" not in v:
             raise ValueError(
-                f"source location {v!r} has no {{version}} placeholder, so the pinned version "
-                "would not reach the layer; write e.g. https://host/repo.git#{version}"
+                "has no {version} placeholder, so the pinned version would not reach the "
+                "layer; write e.g. https://host/repo.git#{version}"
             )
         return v
 
     @field_validator("torchIndexCpu", "torchIndexCuda", "pypiMirror")
     @classmethod
-    def _no_credentials(cls, v: str | None) -> str | None:
-        if v and re.match(r"^[a-z]+://[^/]*@", v):
-            raise ValueError(
-                "index URLs are passed as build args, which persist in image metadata; "
-                f"{v.split('@')[0]}@... carries credentials. Use a credential-free mirror URL"
-            )
-        if v and not _SOURCE_URL.match(v):
-            raise ValueError(f"index URL {v!r} needs a scheme, e.g. https://mirror/simple")
+    def _index_url(cls, v: str | None) -> str | None:
+        if v and not _URL.fullmatch(v):
+            raise ValueError("needs a scheme and no blanks, e.g. https://mirror.example/simple")
         return v
 
 
@@ -212,19 +305,19 @@ class GithubSettings(_Strict):
     values live in ``comfyui-images:githubSecrets``, never here.
     """
 
-    owner: str = Field(description="User or organization that owns the repository.")
-    repository: str = Field(description="Bare repository name (no owner), e.g. comfyui.")
-    environment: str = Field(description="Deployment environment the workflows run in.")
-    reviewers: dict[str, int] = Field(
+    owner: StrictStr = Field(description="User or organization that owns the repository.")
+    repository: StrictStr = Field(description="Bare repository name (no owner), e.g. comfyui.")
+    environment: StrictStr = Field(description="Deployment environment the workflows run in.")
+    reviewers: dict[str, StrictInt] = Field(
         default_factory=dict,
         description="Required reviewers, login -> numeric user id (gh api users/LOGIN --jq .id).",
     )
-    reviewerTeams: dict[str, int] = Field(
+    reviewerTeams: dict[str, StrictInt] = Field(
         default_factory=dict,
         description="Required reviewer teams, slug -> numeric team id "
         "(gh api orgs/OWNER/teams/SLUG --jq .id).",
     )
-    variables: dict[str, str] = Field(
+    variables: dict[str, StrictStr] = Field(
         default_factory=dict, description="Extra plain environment variables, NAME -> value."
     )
 
@@ -234,24 +327,35 @@ class GithubSettings(_Strict):
     )
     # GitHub allows up to six reviewers (users and teams together) per environment.
     MAX_REVIEWERS: ClassVar[int] = 6
-    _OWNER: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-    _REPOSITORY: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-    _NAME: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # GitHub refuses a variable value over 48 KB.
+    MAX_VARIABLE_BYTES: ClassVar[int] = 48 * 1024
+    _OWNER: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+    _REPOSITORY: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9._-]{1,100}")
+    _NAME: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
     @classmethod
     def name_problem(cls, name: str) -> str | None:
         """Why GitHub would refuse ``name`` as a secret or variable name (None: it is fine)."""
-        if not cls._NAME.match(name):
+        if not cls._NAME.fullmatch(name):
             return "must contain only letters, digits and _, and not start with a digit"
         if name.upper().startswith("GITHUB_"):
             return "must not start with GITHUB_ (GitHub reserves that prefix)"
         return None
 
+    @staticmethod
+    def case_duplicate(names: Iterable[str]) -> tuple[str, str] | None:
+        """Two names GitHub would take as one (its names are case-insensitive)."""
+        seen: dict[str, str] = {}
+        for name in names:
+            if (other := seen.setdefault(name.upper(), name)) != name:
+                return other, name
+        return None
+
     @field_validator("owner")
     @classmethod
     def _owner(cls, v: str) -> str:
-        if not cls._OWNER.match(v):
-            raise ValueError("must be the name of a GitHub user or organization")
+        if not cls._OWNER.fullmatch(v):
+            raise ValueError("must be the name of a GitHub user or organization, e.g. acme")
         return v
 
     @field_validator("repository")
@@ -263,14 +367,14 @@ class GithubSettings(_Strict):
                 "must be the bare repository name; put the owner in github.owner "
                 f"(owner: {owner}, repository: {bare})"
             )
-        if not cls._REPOSITORY.match(v):
-            raise ValueError("is not a valid repository name")
+        if not cls._REPOSITORY.fullmatch(v) or v in {".", ".."}:
+            raise ValueError("is not a valid repository name, e.g. comfyui")
         return v
 
     @field_validator("environment")
     @classmethod
     def _environment(cls, v: str) -> str:
-        if not v.strip() or len(v) > 255 or "," in v or ";" in v:
+        if not v.strip() or len(v) > 255 or _CONTROL.search(v) or "," in v or ";" in v:
             raise ValueError("must be an environment name such as prod")
         return v
 
@@ -278,22 +382,31 @@ class GithubSettings(_Strict):
     @classmethod
     def _ids(cls, v: dict[str, int]) -> dict[str, int]:
         for name, ident in v.items():
-            if isinstance(ident, bool) or ident <= 0:
+            if ident <= 0:
                 raise ValueError(
-                    f"reviewer {name!r} has id {ident!r}; GitHub needs the numeric id, "
-                    f"e.g. `gh api users/{name} --jq .id`"
+                    f"reviewer {name!r} has id {ident}; GitHub needs the numeric id, a "
+                    f"positive number, e.g. `gh api users/{name} --jq .id`"
                 )
         return v
 
     @field_validator("variables")
     @classmethod
-    def _variable_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
+    def _variables(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
             problem = cls.name_problem(name)
             if name.upper() in cls.GENERATED_VARIABLES:
                 problem = "is written from the stack's registry/cache settings; change those"
+            elif not problem and not value.strip():
+                problem = "has an empty value, which GitHub refuses; give it a value or remove it"
+            elif not problem and len(value.encode()) > cls.MAX_VARIABLE_BYTES:
+                problem = "is longer than the 48 KB GitHub allows for a variable"
             if problem:
-                raise ValueError(f"{name!r} {problem}")
+                raise ValueError(f"variable {name!r} {problem}")
+        if pair := cls.case_duplicate(v):
+            raise ValueError(
+                f"variables {pair[0]!r} and {pair[1]!r} differ only in case; GitHub names are "
+                "case-insensitive, so keep one"
+            )
         return v
 
     @model_validator(mode="after")
@@ -311,20 +424,20 @@ class StackSettings(_Strict):
     """Everything one stack asks for, validated as a whole."""
 
     registry: RegistrySettings
-    targets: list[str] = Field(min_length=1)
-    push: bool = True
+    targets: list[StrictStr] = Field(min_length=1)
+    push: StrictBool = True
     cache: CacheSettings = Field(default_factory=CacheSettings)
     versions: Versions = Field(default_factory=Versions)
     sources: Sources = Field(default_factory=Sources)
-    builder: str | None = None
-    buildOnPreview: bool = True
+    builder: StrictStr | None = None
+    buildOnPreview: StrictBool = True
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
-    movingTag: str = "latest"
-    caBundle: str | None = None
-    cudaArchList: str = "8.0;8.6;8.9;9.0;10.0;12.0+PTX"
+    movingTag: StrictStr = "latest"
+    caBundle: StrictStr | None = None
+    cudaArchList: StrictStr = "8.0;8.6;8.9;9.0;10.0;12.0+PTX"
     cacheThresholds: dict[str, float] = Field(default_factory=dict)
     github: GithubSettings | None = None
-    # Presence only: the values stay pulumi secrets (see load_settings).
+    # Presence only: the values stay pulumi secrets (see decode_config).
     hasRegistryPassword: bool = False
     githubSecretNames: list[str] = Field(default_factory=list)
 
@@ -338,35 +451,67 @@ class StackSettings(_Strict):
                 )
         return v
 
+    @field_validator("builder")
+    @classmethod
+    def _builder(cls, v: str | None) -> str | None:
+        if v is not None and not _BUILDER.fullmatch(v):
+            raise ValueError(
+                "must be the name of an existing buildx builder (letters, digits, _ . -), "
+                "e.g. comfyui-images; leave it unset for the provider's default"
+            )
+        return v
+
     @field_validator("movingTag")
     @classmethod
     def _tag(cls, v: str) -> str:
-        if not _TAG.match(v):
-            raise ValueError(f"movingTag {v!r} is not a valid image tag")
+        if not is_tag(v):
+            raise ValueError("is not an image tag (up to 128 of A-Z a-z 0-9 _ . -), e.g. latest")
         return v
 
     @field_validator("cudaArchList")
     @classmethod
     def _arch_list(cls, v: str) -> str:
-        if not re.fullmatch(r"\d+\.\d+(\+PTX)?(;\d+\.\d+(\+PTX)?)*", v):
-            raise ValueError(f"cudaArchList {v!r} must look like '8.0;8.6;8.9;9.0;10.0;12.0+PTX'")
+        if not _ARCH_LIST.fullmatch(v):
+            raise ValueError("must look like '8.0;8.6;8.9;9.0;10.0;12.0+PTX'")
         return v
 
     @field_validator("caBundle")
     @classmethod
-    def _ca_exists(cls, v: str | None) -> str | None:
-        if v and not Path(v).is_file():
-            raise ValueError(f"caBundle {v!r} is not a readable file; point it at a PEM bundle")
-        return v or None
+    def _ca_bundle(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        path = Path(_no_control(v))
+        if not path.is_file():
+            raise ValueError("is not a readable file; point it at a PEM bundle")
+        data = path.read_bytes()
+        if len(data) > MAX_SECRET_BYTES:
+            raise ValueError(
+                f"is {len(data)} bytes; BuildKit refuses secrets over {MAX_SECRET_BYTES} "
+                "bytes, so keep only the CAs your proxy needs"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                "is not UTF-8 text; convert it to PEM (`openssl x509 -inform der -in "
+                "ca.der -out ca.pem`)"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----); point it at a PEM bundle"
+            )
+        return v
 
     @field_validator("cacheThresholds")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
         for name, rate in v.items():
             if name not in TARGETS:
-                raise ValueError(f"cacheThresholds names unknown target {name!r}")
+                raise ValueError(
+                    f"names unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}"
+                )
             if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"cacheThresholds.{name} = {rate} must be between 0 and 1")
+                raise ValueError(f"{name} = {rate} must be between 0 and 1, e.g. 0.8")
         return v
 
     @model_validator(mode="after")
@@ -384,13 +529,38 @@ class StackSettings(_Strict):
                 f"{', '.join(TARGETS[with_parents[0]].parents.values())}, which it can only "
                 "reach as a pushed image; set push to true or list only runtime targets"
             )
-        if self.cache.writeOnPreview and CacheBackend.REGISTRY not in self.cache.backends:
+        if not self.push and CacheBackend.INLINE in self.cache.backends:
             raise SettingsError(
-                f"{key('cache')}.writeOnPreview is true but backends {self.backend_names} "
-                "has no registry; remove writeOnPreview or add registry"
+                f"{key('cache')}.backends has inline but {key('push')} is false: inline cache "
+                "travels inside the pushed image, so nothing would hold it; use registry or "
+                "local, or push"
             )
+        self._repositories_fit()
         self._github_secrets_complete()
         return self
+
+    def _repositories_fit(self) -> None:
+        """Every written repository is valid and the registry cache is none of them."""
+        base = f"{self.registry.address}/{self.registry.namespace}"
+        images = {f"{base}/{name}": name for name in TARGETS}
+        for repo, name in images.items():
+            if name in self.build_order and (problem := repository_problem(repo)):
+                raise SettingsError(
+                    f"{key('registry')}: the repository of {name}, {repo!r}, {problem}; "
+                    "shorten registry.namespace"
+                )
+        cache_repo = self.cache.registryRepository or f"{base}/buildcache"
+        if self.cache.registryRepository is None and (problem := repository_problem(cache_repo)):
+            raise SettingsError(
+                f"{key('registry')}: the cache repository {cache_repo!r} {problem}; "
+                "shorten registry.namespace or set cache.registryRepository"
+            )
+        if cache_repo in images:
+            raise SettingsError(
+                f"{key('cache')}.registryRepository is {cache_repo!r}, the repository of the "
+                f"image {images[cache_repo]}: its cache refs would overwrite image tags; use a "
+                f"repository of its own, e.g. {base}/buildcache"
+            )
 
     def _github_secrets_complete(self) -> None:
         """githubSecrets: valid names, a github object to receive them, and every secret the
@@ -410,9 +580,13 @@ class StackSettings(_Strict):
                     f"{secrets_key}.{name}: the secret name {problem}; rename it with "
                     f"`pulumi config rm --path {secrets_key}.{name}` and set it again"
                 )
-        # Lazy: the workflow parser lives with the GitHub component (and pulumi_github);
-        # stacks without github never load it.
-        from components.github import workflow_secrets  # noqa: PLC0415
+        if pair := GithubSettings.case_duplicate(self.githubSecretNames):
+            raise SettingsError(
+                f"{secrets_key}.{pair[0]} and {secrets_key}.{pair[1]} differ only in case; "
+                f"GitHub secret names are case-insensitive, so keep one "
+                f"(`pulumi config rm --path {secrets_key}.{pair[1]}`)"
+            )
+        from components.workflows import workflow_secrets  # noqa: PLC0415 (file reads)
 
         wanted = workflow_secrets(self.github.environment)
         have = {name.upper() for name in self.githubSecretNames}
@@ -442,34 +616,77 @@ class StackSettings(_Strict):
         return self.builder or None
 
 
-# Keys a stack may set; anything else under the namespace is a typo worth failing on.
 # Keys whose stack values are YAML objects or lists (Pulumi hands them over as JSON).
 _JSON_KEYS = {"registry", "cache", "versions", "sources", "github", "cacheThresholds", "targets"}
-_SECRET_KEYS = {"registryPassword", "githubSecrets"}
+_BOOL_KEYS = {"push", "buildOnPreview"}
+# Keys whose values are secrets; everything else is a plain setting.
+SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})
+# Secrets of other namespaces this program reads.
+FOREIGN_SECRET_KEYS = frozenset({"github:token"})
 # Set by decode_config from what the stack holds, never by the stack itself.
 _PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
-KNOWN_KEYS = frozenset(StackSettings.model_fields) - _PRESENCE_FLAGS | _SECRET_KEYS
+KNOWN_KEYS = frozenset(StackSettings.model_fields) - _PRESENCE_FLAGS | SECRET_KEYS
+_SECRET_HOW = {"registryPassword": "{}", "githubSecrets": "--path {}.NAME", "token": "{}"}
 
 
-def _format_error(err: ValidationError) -> str:
+def _show(value: Any) -> str:
+    """A bad value as messages repeat it: redacted and cut short."""
+    text = redact_credentials(repr(value))
+    return text if len(text) <= 80 else text[:76] + "...'"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The settings model that holds the field at ``loc[:-1]`` (for listing its keys)."""
+    model: type[BaseModel] | None = StackSettings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model else None
+        annotation = field.annotation if field else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return model
+
+
+def _describe(e: Any, loc: list[str]) -> str:
+    """One pydantic error as a sentence a user can act on."""
+    kind = e["type"]
+    given = e.get("input")
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        known = KNOWN_KEYS if len(loc) == 1 else frozenset(model.model_fields if model else ())
+        return (
+            f"unknown key; remove it or check its spelling (got {_show(given)}); "
+            f"known keys: {', '.join(sorted(known - _PRESENCE_FLAGS))}"
+        )
+    if kind == "missing":
+        return f"required; set it with `pulumi config set --path {_where(loc)} ...` (see README)"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        model = _model_at([*loc, ""])
+        keys = f" with keys such as {', '.join(list(model.model_fields)[:4])}" if model else ""
+        return f"must be a YAML mapping{keys} (got {type(given).__name__} {_show(given)})"
+    if kind == "list_type":
+        return f"must be a YAML list (got {_show(given)})"
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    if isinstance(given, dict | list):  # the rule names the entry it refused
+        return msg
+    return f"{msg} (got {_show(given)})"
+
+
+def _where(loc: list[str]) -> str:
+    return key(loc[0]) + "".join(f".{p}" for p in loc[1:]) if loc else NAMESPACE
+
+
+def _format_error(err: ValidationError) -> SettingsError:
     lines = []
     for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        where = key(loc[0]) + "".join(f".{p}" for p in loc[1:]) if loc else NAMESPACE
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = f"unknown key; remove it or check its spelling (value {e['input']!r})"
-            if len(loc) == 1:
-                msg += f"; known keys: {', '.join(sorted(KNOWN_KEYS))}"
-        elif e["type"] == "missing":
-            msg = f"required; set it with `pulumi config set {where} ...` (see README)"
-        elif e["type"] in ("enum", "literal_error") or (
-            "input" in e and not isinstance(e["input"], dict | list)
-        ):
-            msg = f"{msg} (got {e['input']!r})"
-        # Model-level rules already name their keys in the message.
-        lines.append(f"  {where}: {msg}" if loc else f"  {msg}")
-    return "invalid stack configuration:\n" + "\n".join(lines)
+        # Drop pydantic's internal location parts (validator and type names).
+        loc = [str(p) for p in e["loc"] if not any(c in str(p) for c in "[(")]
+        if not loc:  # model-level rules name their keys themselves
+            lines.append(str(e["msg"]).removeprefix("Value error, "))
+        else:
+            lines.append(f"{_where(loc)}: {_describe(e, loc)}")
+    return _invalid(lines)
 
 
 def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
@@ -481,57 +698,139 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
     try:
         return StackSettings.model_validate(raw)
     except ValidationError as err:
-        raise SettingsError(_format_error(err)) from None
+        raise _format_error(err) from None
+
+
+def _secret_problem(name: str, text: str) -> tuple[str | None, list[str]]:
+    """Shape check of a secret key's value; the message never repeats the value.
+
+    Returns (problem, names held by a secret object).
+    """
+    if name == "registryPassword":
+        return ("is empty; set the registry token" if not text.strip() else None), []
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = text
+    if not isinstance(obj, dict):
+        return (
+            f"must be an object of NAME -> secret value, not a {type(obj).__name__} (value not "
+            "shown); set each entry with "
+            f"`pulumi config set --secret --path '{key(name)}.NAME' <value>`"
+        ), []
+    for entry, value in obj.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            return (
+                f"entry {entry!r} must be a non-empty string (value not shown); set it with "
+                f"`pulumi config set --secret --path '{key(name)}.{entry}' <value>`"
+            ), []
+    return None, sorted(obj)
+
+
+def _decode_one(  # noqa: PLR0911 (one return per kind of key reads as the table it is)
+    full: str, text: str, *, secret: bool
+) -> tuple[str | None, dict[str, Any]]:
+    """One namespaced key -> (problem, decoded values). Secrets come back as names only."""
+    name = full.partition(":")[2]
+    if name in _PRESENCE_FLAGS or (secret and name not in KNOWN_KEYS):
+        hidden = " (a secret, value not shown)" if secret else ""
+        return (
+            f"{full}: unknown key{hidden}; remove it with `pulumi config rm {full}`; known "
+            f"keys: {', '.join(sorted(KNOWN_KEYS))}"
+        ), {}
+    if name in SECRET_KEYS:
+        if not secret:
+            return (
+                f"{full}: stored in plain text; run `pulumi config rm {full}`, then `pulumi "
+                f"config set --secret {_SECRET_HOW[name].format(full)} <value>`, and revoke "
+                "the exposed value"
+            ), {}
+        problem, held = _secret_problem(name, text)
+        if problem:
+            return f"{full}: {problem}", {}
+        return None, {"githubSecretNames": held} if name == "githubSecrets" else {}
+    if secret:
+        return (
+            f"{full}: a plain setting stored as a secret (value not shown), so it cannot be "
+            f"validated or shown in plans; run `pulumi config rm {full}` and "
+            f"`pulumi config set {full} <value>` without --secret"
+        ), {}
+    if name in _JSON_KEYS:
+        try:
+            return None, {name: json.loads(text)}
+        except json.JSONDecodeError:
+            return f"{full}: must be a YAML mapping or list (got {_show(text)})", {}
+    if name in _BOOL_KEYS:
+        if text not in ("true", "false"):
+            return f"{full}: must be true or false (got {_show(text)})", {}
+        return None, {name: text == "true"}
+    return None, {name: text}
 
 
 def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict[str, Any]:
     """Turn Pulumi's namespaced config strings into plain values for ``parse_settings``.
 
-    Secret keys are replaced by presence flags; their values are never decoded here.
+    Every key is checked, secret or not; secret values are never decoded into settings and
+    never repeated in a message. A plain setting stored as a secret, or a secret stored in
+    plain text, is refused with the commands that fix it.
     """
     secret = set(secret_keys)
+    problems = [
+        f"{full}: stored in plain text; run `pulumi config rm {full}` and `pulumi config set "
+        f"--secret {full} <value>`, and revoke the exposed value"
+        for full in sorted(FOREIGN_SECRET_KEYS & set(values) - secret)
+    ]
     raw: dict[str, Any] = {}
     for full, text in values.items():
-        ns, _, name = full.partition(":")
-        if ns != NAMESPACE:
-            continue
-        if name in _PRESENCE_FLAGS:
-            raise SettingsError(
-                f"invalid stack configuration:\n  {full}: unknown key; remove it (the program "
-                "derives it from the stack's secrets)"
-            )
-        if name in _SECRET_KEYS or full in secret:
-            continue
-        if name in _JSON_KEYS:
-            try:
-                raw[name] = json.loads(text)
-            except json.JSONDecodeError:
-                raise SettingsError(
-                    f"invalid stack configuration:\n  {full}: must be a YAML object or "
-                    f"list, got {text!r}"
-                ) from None
-        elif name in {"push", "buildOnPreview"}:
-            if text not in ("true", "false"):
-                raise SettingsError(
-                    f"invalid stack configuration:\n  {full}: must be true or false, got {text!r}"
-                )
-            raw[name] = text == "true"
-        else:
-            raw[name] = text
+        if full.partition(":")[0] == NAMESPACE:
+            problem, decoded = _decode_one(full, text, secret=full in secret)
+            problems += [problem] if problem else []
+            raw |= decoded
+    if problems:
+        raise _invalid(problems)
     names = {full.partition(":")[2] for full in values if full.startswith(NAMESPACE + ":")}
-    raw["hasRegistryPassword"] = "registryPassword" in names or bool(os.environ.get(PASSWORD_ENV))
-    if "githubSecrets" in names:
-        raw["githubSecretNames"] = _secret_object_keys(values.get(key("githubSecrets"), "{}"))
+    raw["hasRegistryPassword"] = "registryPassword" in names or bool(
+        os.environ.get(PASSWORD_ENV, "").strip()
+    )
     for empty in ("builder", "caBundle"):
         if raw.get(empty) == "":
             raw.pop(empty)
     return raw
 
 
-def _secret_object_keys(text: str) -> list[str]:
-    """Names (never values) of a secret object such as githubSecrets."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return []
-    return sorted(obj) if isinstance(obj, dict) else []
+def stack_file_problems(config: Mapping[str, Any]) -> list[str]:
+    """Secrets written in plain text inside a stack file's ``config:`` mapping.
+
+    Pulumi marks a whole object secret when any entry is ``secure:``, and hands the program
+    every entry decrypted: a plain entry inside ``githubSecrets`` is invisible from the
+    program's config, so the stack file itself is read for it.
+    """
+    problems = []
+    for raw_key, value in config.items():
+        full = raw_key if ":" in raw_key else key(raw_key)
+        name = full.partition(":")[2]
+        if not (full.startswith(NAMESPACE + ":") and name in SECRET_KEYS) and (
+            full not in FOREIGN_SECRET_KEYS
+        ):
+            continue
+        if _is_secure(value):
+            continue
+        entries = value.items() if name == "githubSecrets" and isinstance(value, dict) else []
+        if not entries:
+            problems.append(
+                f"{full}: stored in plain text in the stack file; run `pulumi config rm "
+                f"{full}`, then `pulumi config set --secret "
+                f"{_SECRET_HOW[name].format(full)} <value>`, and revoke the exposed value"
+            )
+        for entry, inner in entries:
+            if not _is_secure(inner):
+                problems.append(
+                    f"{full}.{entry}: stored in plain text inside a secret object; run "
+                    f"`pulumi config set --secret --path '{full}.{entry}' <value>` and revoke "
+                    "the exposed value"
+                )
+    return problems
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}

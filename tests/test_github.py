@@ -16,6 +16,7 @@ import pulumi
 import pytest
 
 from components import github as gh
+from components import workflows
 from components.settings import GithubSettings, SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, redact, unwrap
@@ -86,7 +87,7 @@ def test_required_secrets_are_those_only_environment_jobs_read(tmp_path: Path) -
         },
     )
     write_workflow(tmp_path, "pr", {"preview": job(None, "SHARED")})
-    wanted = gh.workflow_secrets("prod", tmp_path)
+    wanted = workflows.workflow_secrets("prod", tmp_path)
     assert set(wanted.needed) == {"ADMIN", "SLACK"}, (
         "SHARED is read without an environment (a repository secret), GITHUB_TOKEN is "
         "GitHub's, STAGING_ONLY belongs to another environment"
@@ -99,7 +100,7 @@ def test_required_secrets_are_those_only_environment_jobs_read(tmp_path: Path) -
 
 
 def test_secret_references_in_both_syntaxes_anywhere_in_a_job() -> None:
-    refs = gh.secret_references(
+    refs = workflows.secret_references(
         {
             "if": "${{ secrets.IN_IF != '' }}",
             "with": {"token": "${{ secrets['INDEXED'] }}", "x": "prefix-${{secrets.lower}}"},
@@ -110,7 +111,7 @@ def test_secret_references_in_both_syntaxes_anywhere_in_a_job() -> None:
 
 
 def test_real_workflows_need_exactly_the_admin_token() -> None:
-    wanted = gh.workflow_secrets("prod")
+    wanted = workflows.workflow_secrets("prod")
     assert list(wanted.needed) == ["GH_ADMIN_TOKEN"], (
         "the deploy job's own secrets; backend credentials are repository secrets because "
         "the PR preview (no environment) reads them too"
@@ -145,7 +146,7 @@ def test_required_secrets_follow_the_workflow_files(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_workflow(tmp_path, "deploy", {"deploy": job("prod", "GH_ADMIN_TOKEN", "HF_TOKEN")})
-    monkeypatch.setattr(gh, "WORKFLOWS_DIR", tmp_path)
+    monkeypatch.setattr(workflows, "WORKFLOWS_DIR", tmp_path)
     with pytest.raises(SettingsError, match=r"githubSecrets\.HF_TOKEN is not set") as info:
         evaluate(github_config(base_config))
     assert "GH_ADMIN_TOKEN" not in str(info.value), "only the missing one is named"
@@ -326,7 +327,7 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
     exports: dict[str, Any] = {}
     monkeypatch.setattr(pulumi, "export", exports.__setitem__)
     write_workflow(tmp_path, "deploy", {"deploy": job("prod", "GH_ADMIN_TOKEN")})
-    monkeypatch.setattr(gh, "WORKFLOWS_DIR", tmp_path)
+    monkeypatch.setattr(workflows, "WORKFLOWS_DIR", tmp_path)
     config = github_config(base_config)
     config[f"{NS}:githubSecrets"] = {
         **ADMIN,

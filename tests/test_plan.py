@@ -51,15 +51,17 @@ def test_preview_flag_plans_a_preview(capsys: pytest.CaptureFixture[str]) -> Non
     assert plan.main(["--stack", "prod", "--format", "json", "--preview"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["preview"] is True
-    for target in document["targets"].values():
-        assert all("registry" not in e for e in target["inputs"]["cacheTo"])
+    assert plan.main(["--stack", "prod", "--format", "json"]) == 0
+    up = json.loads(capsys.readouterr().out)
+    for name, target in document["targets"].items():
+        assert target["inputs"] == up["targets"][name]["inputs"], f"{name}: preview != up"
 
 
 def test_secrets_are_redacted(
     evaluate: Evaluate, base_config: dict[str, Any], tmp_path: Path
 ) -> None:
     bundle = tmp_path / "ca.pem"
-    bundle.write_text("CA-CONTENT-XYZ")
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nCA-CONTENT-XYZ\n-----END CERTIFICATE-----\n")
     config = with_overrides(
         base_config,
         registry={"address": "ghcr.io", "namespace": "a/b", "username": "bot"},

@@ -7,16 +7,29 @@ key, and register nothing.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from components.catalog import TARGETS
-from components.settings import SettingsError
-from tools.offline import Recording, run_program, unwrap
+from components.config import validate
+from components.refs import has_credentials
+from components.settings import (
+    KNOWN_KEYS,
+    SECRET_KEYS,
+    CacheSettings,
+    GithubSettings,
+    RegistrySettings,
+    SettingsError,
+    Sources,
+    Versions,
+)
+from tools.offline import Recording, config_from_mapping, run_program, unwrap
 
 NS = "comfyui-images"
 PROFILE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,3 +130,176 @@ def test_invalid_configs_fail_cleanly_and_register_nothing(data: st.DataObject, 
     with pytest.raises(SettingsError, match=re.escape(f"{NS}:{key}")):
         run_program(config, into=recording)
     assert recording.resources == []
+
+
+# --- random junk into every key ------------------------------------------------------------
+
+# Every key a stack may set, and each field of the object-valued ones.
+PATHS: list[tuple[str, ...]] = [
+    *[(name,) for name in sorted(KNOWN_KEYS - SECRET_KEYS)],
+    *[
+        (name, field)
+        for name, model in (
+            ("registry", RegistrySettings),
+            ("cache", CacheSettings),
+            ("versions", Versions),
+            ("sources", Sources),
+            ("github", GithubSettings),
+        )
+        for field in model.model_fields
+    ],
+]
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "\n",
+            "latest\n",
+            "x" * 5000,
+            "https://u:pw@h.example/x#{version}",
+            "ghcr.io",
+            "a/b",
+            "core-cpu",
+            "registry",
+            "{version}",
+            "0",
+            "-1",
+            "1e9",
+            "é",
+            "\u202e",
+            "../..",
+        ]
+    )
+)
+JUNK = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Values valid for some key: junk alone is almost always refused, and accepted configs
+# are where the family's invariants can break.
+PLAUSIBLE = st.sampled_from(
+    [
+        True,
+        False,
+        "min",
+        "max",
+        "dev",
+        "v0.8.1",
+        "2.8.0+cpu",
+        "3.12",
+        "linux/arm64",
+        "8.0;9.0+PTX",
+        "acme",
+        "nvidia/cuda",
+        "localhost:5000",
+        "127.0.0.1:5055",
+        ".cache",
+        "registry.example:5000/team/buildcache",
+        ["registry"],
+        ["inline", "registry"],
+        ["gha", "local"],
+        ["core-cuda"],
+        ["runtime-cpu", "sageattention-builder"],
+        {"A_B": "x"},
+        {"octocat": 583231},
+        {"core-cpu": 0.5},
+        "https://mirror.example/simple",
+        "https://git.example/ComfyUI.git#{version}",
+        "comfyui-images",
+        "a" * 40,
+    ]
+)
+# A valid stack with every object present, so a junk field lands among valid siblings.
+VALID: dict[str, Any] = {
+    "registry": {"address": "ghcr.io", "namespace": "acme/comfy"},
+    "targets": ["core-cpu", "complete-cuda"],
+    "cache": {"backends": ["gha", "registry"], "mode": "max"},
+    "versions": {"comfyui": "v0.8.1"},
+    "sources": {"pypiMirror": "https://pypi.example/simple"},
+    "github": {"owner": "acme", "repository": "comfyui", "environment": "staging"},
+}
+# Independent of components/refs.py: distribution's reference grammar, tag part.
+_REFERENCE = re.compile(
+    r"[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+)
+
+
+def _config_strings(config: dict[str, Any]) -> dict[str, str]:
+    return config_from_mapping({f"{NS}:{k}": v for k, v in config.items()})[0]
+
+
+def _assert_family_invariants(config: dict[str, Any]) -> None:
+    """What an accepted config must give: valid unique refs, nothing written twice."""
+    recording = run_program({f"{NS}:{k}": v for k, v in config.items()})
+    images = {n: unwrap(r.inputs) for n, r in recording.images().items()}
+    tags = [t for i in images.values() for t in i.get("tags", [])]
+    assert len(tags) == len(set(tags)), tags
+    for tag in tags:
+        assert _REFERENCE.fullmatch(tag), tag
+        assert len(tag.rpartition(":")[0]) <= 255, tag
+    cache_refs = [
+        e["registry"]["ref"]
+        for i in images.values()
+        for e in i.get("cacheTo", [])
+        if "registry" in e
+    ]
+    assert not set(cache_refs) & set(tags)
+    assert len(cache_refs) == len(set(cache_refs))
+    scopes = [
+        e["gha"]["scope"] for i in images.values() for e in i.get("cacheTo", []) if "gha" in e
+    ]
+    assert len(scopes) == len(set(scopes))
+    for i in images.values():
+        for value in (i.get("buildArgs") or {}).values():
+            assert "\n" not in value
+            assert not has_credentials(value), value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(PATHS), junk=JUNK | PLAUSIBLE)
+def test_junk_in_any_key_is_refused_naming_it_or_keeps_the_invariants(
+    path: tuple[str, ...], junk: Any
+) -> None:
+    config = copy.deepcopy(VALID)
+    if len(path) == 1:
+        config[path[0]] = junk
+    else:
+        config[path[0]] = {**config.get(path[0], {}), path[1]: junk}
+    try:
+        validate(_config_strings(config), set(), "test")
+    except SettingsError as err:
+        message = str(err)
+    else:
+        event("accepted")
+        _assert_family_invariants(config)
+        return
+    event("refused")
+    assert f"{NS}:{path[0]}" in message, f"{path}: {message}"
+    assert "Traceback" not in message
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.sampled_from(sorted(SECRET_KEYS)), junk=JUNK)
+def test_junk_secrets_are_refused_without_repeating_them(name: str, junk: Any) -> None:
+    full = f"{NS}:{name}"
+    values = {**_config_strings(VALID), full: "SEKRIT" + json.dumps(junk)}
+    if name == "registryPassword":
+        values[f"{NS}:registry"] = json.dumps(
+            {"address": "ghcr.io", "namespace": "a", "username": "u"}
+        )
+    message = ""
+    try:
+        validate(values, {full}, "test")
+    except SettingsError as err:
+        message = str(err)
+        assert full in message
+    assert "SEKRIT" not in message

@@ -119,11 +119,6 @@ def test_minimal_config_is_valid() -> None:
         ({"push": "yes"}, ["comfyui-images:push", "true or false", "yes"]),
         # push false with a child target
         ({"push": False}, ["comfyui-images:push", "core-cpu", "runtime-cpu", "push to true"]),
-        # writeOnPreview without registry
-        (
-            {"cache": {"backends": ["gha"], "writeOnPreview": True}},
-            ["comfyui-images:cache", "writeOnPreview", "registry"],
-        ),
         # bad arch list
         ({"cudaArchList": "sm_90"}, ["comfyui-images:cudaArchList", "sm_90"]),
         # bad platform

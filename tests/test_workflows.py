@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import github as gh
+from components import workflows as gh
 from tools.offline import ROOT, load_stack_config
 
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -276,6 +276,6 @@ def run_program(
     return recording
 
 
-def run_stack(stack: str, *, preview: bool = False) -> Recording:
+def run_stack(stack: str, *, preview: bool = False, into: Recording | None = None) -> Recording:
     """Evaluate ``__main__.py`` with the committed ``stacks/Pulumi.<stack>.yaml``."""
-    return run_program(load_stack_config(stack), stack=stack, preview=preview)
+    return run_program(load_stack_config(stack), stack=stack, preview=preview, into=into)
