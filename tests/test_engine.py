@@ -24,6 +24,7 @@ from tools.cache_report import read_vertices, steps_of
 from tools.offline import ROOT, run_program
 from tools.plan import to_plan
 from tools.scenarios import (
+    BAKE_ALLOW,
     CA_BUNDLE,
     NS,
     RUNS,
@@ -158,7 +159,17 @@ def _bake_one(
     bake_file = tmp / "bake.json"
     bake_file.write_text(json.dumps(bake))
     return subprocess.run(
-        ["docker", "buildx", "bake", "--file", str(bake_file), "--progress", "rawjson", target],
+        [
+            "docker",
+            "buildx",
+            "bake",
+            *BAKE_ALLOW,
+            "--file",
+            str(bake_file),
+            "--progress",
+            "rawjson",
+            target,
+        ],
         cwd=WORK,
         capture_output=True,
         text=True,

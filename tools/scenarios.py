@@ -34,6 +34,9 @@ from tools.plan import to_plan
 
 NS = "comfyui-images"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# buildx 0.2x+ asks bake files to be granted what they read outside their directory: here
+# the CA bundle handed to pip as the `ca` secret.
+BAKE_ALLOW = (f"--allow=fs.read={CA_BUNDLE}",)
 WORK = ROOT / "build" / "engine-work"
 RUNS = ROOT / "build" / "engine-runs"
 FIRST = "<first step>"
@@ -252,6 +255,7 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
                 "docker",
                 "buildx",
                 "bake",
+                *BAKE_ALLOW,
                 "--file",
                 str(bake_file),
                 "--progress",
