@@ -19,7 +19,7 @@ _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # Any URL user-info (`scheme://user[:password]@`) or an scp-like `user:password@host`.
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-_BARE_USERINFO = re.compile(r"(?<![\w/:.-])[^\s/:@'\"]+:[^\s/@'\"]+@")
+_BARE_USERINFO = re.compile(r"(?<![\w/:.-])[^\s/:@'\"]+:[^\s/@'\"]+@(?=[A-Za-z0-9\[])")
 
 MAX_NAME = 255  # distribution's NameTotalLengthMax: the whole name, domain included
 MAX_TAG = 128
