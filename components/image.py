@@ -20,6 +20,31 @@ from components.config import StackSecrets
 from components.inputs import image_tags
 from components.settings import StackSettings
 
+# Image metadata that does not change when nothing else does. BuildKit 0.2x keys a FROM (and
+# a docker-image:// named context) by the parent's manifest digest alone, no longer by its
+# layers, so a parent rebuilt from cache must come out byte-identical or every child loses
+# its whole cache. A constant SOURCE_DATE_EPOCH fixes the config's timestamps; a changing one
+# (a commit time) would rebuild every Image on every commit.
+REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "0"}
+
+
+def build_args(routed: Mapping[str, str]) -> dict[str, str]:
+    """The routed build args without the empty ones, plus ``REPRODUCIBLE``.
+
+    The provider (0.0.22) takes an empty value for an unknown one in previews, so an Image
+    with any empty build arg would never build in a preview. Every Dockerfile declares
+    these args with an empty default, so leaving one out means the same as passing "".
+    """
+    return {name: value for name, value in routed.items() if value} | REPRODUCIBLE
+
+
+def registry_exports(settings: StackSettings) -> list[docker_build.ExportArgsDict]:
+    """Push to the tags' registry, or (push false) export the cache only.
+
+    Without push, load or exports the provider warns; cacheonly says what we mean.
+    """
+    return [{"registry": {}}] if settings.push else [{"cacheonly": {}}]
+
 
 class ImageTarget(pulumi.ComponentResource):
     """A target of the family: ``ref`` is digest-pinned once the image is pushed."""
@@ -64,18 +89,19 @@ class ImageTarget(pulumi.ComponentResource):
                 }
             ]
 
-        exports: list[docker_build.ExportArgsDict] | None = (
-            # Without push, load or exports the provider warns; cacheonly says what we mean.
-            None if settings.push else [{"cacheonly": {}}]
-        )
         image = docker_build.Image(
             f"{name}-image",
-            push=settings.push,
+            # Pushing is a registry export, not `push=True`: the provider (0.0.22) turns
+            # `push` into an extra export before comparing the inputs with their known
+            # part, so a pushed Image never counts as buildable and previews never build
+            # it. A registry export is pushed on up and built without pushing in previews.
+            push=False,
+            exports=registry_exports(settings),
             tags=tags,
             target=target.stage,
             context={"location": target.context_dir, "named": named or None},
             dockerfile={"location": target.dockerfile},
-            build_args=dict(resolved.build_args),
+            build_args=build_args(resolved.build_args),
             cache_from=cache.cache_from or None,
             cache_to=cache.cache_to or None,
             builder={"name": settings.builder_name} if settings.builder_name else None,
@@ -87,7 +113,6 @@ class ImageTarget(pulumi.ComponentResource):
                 "org.opencontainers.image.title": target.name,
                 "org.opencontainers.image.version": resolved.version_tag,
             },
-            exports=exports,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ref = image.ref

@@ -70,6 +70,6 @@ def test_command_writes_the_file(tmp_path: Path) -> None:
 def test_unpushed_targets_export_cache_only() -> None:
     plan = to_plan(run_stack("dev"))
     for entry in plan["targets"].values():
-        entry["inputs"]["push"] = False
+        entry["inputs"]["exports"] = [{"cacheonly": {}}]
     for target in bake.to_bake(plan, secrets={})["target"].values():
         assert target["output"] == ["type=cacheonly"]

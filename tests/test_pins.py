@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from components.catalog import TARGETS
+from components.image import REPRODUCIBLE
 from components.settings import Sources, Versions
 from tests.conftest import Evaluate, with_overrides
 from tools.offline import unwrap
@@ -121,10 +122,21 @@ def test_comfyui_version_is_in_core_inputs_not_runtime(
 def test_pins_reach_the_dockerfile_as_the_declared_arg(
     evaluate: Evaluate, everything: dict[str, Any]
 ) -> None:
-    """What the catalog routes is what the provider receives, arg for arg."""
-    inputs = own_inputs(evaluate(everything))
+    """What the catalog routes is what the provider receives, arg for arg (plus the constant
+    SOURCE_DATE_EPOCH that keeps unchanged rebuilds byte-identical)."""
+    config = with_overrides(everything, sources={"pypiMirror": "https://mirror.test/simple"})
+    inputs = own_inputs(evaluate(config))
     for name, target in TARGETS.items():
-        assert set(inputs[name]["args"]) == set(target.args), name
+        assert set(inputs[name]["args"]) == set(target.args) | set(REPRODUCIBLE), name
+        assert inputs[name]["args"]["SOURCE_DATE_EPOCH"] == "0", name
+
+
+def test_no_build_arg_is_empty(evaluate: Evaluate, everything: dict[str, Any]) -> None:
+    """The provider takes an empty value for an unknown one and then never builds the Image
+    in a preview; an empty arg is left out (every Dockerfile defaults it to "")."""
+    config = with_overrides(everything, sources={"pypiMirror": "", "torchIndexCuda": ""})
+    for name, args in own_inputs(evaluate(config)).items():
+        assert all(args["args"].values()), f"{name}: {args['args']}"
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,15 @@ def test_dev_stack_is_laptop_shaped(evaluate: Evaluate, stack_config: Any) -> No
         assert all(t.startswith("localhost:") for t in i["tags"]), name
         assert i["builder"] == {"name": "comfyui-images"}, "dev builds on the quick-start builder"
         assert not any("gha" in e for e in i["cacheFrom"]), "no GitHub on a laptop"
-        assert i["push"] is True
+        assert i["exports"] == [{"registry": {}}], "dev pushes through a registry export"
+
+
+def test_pushed_images_are_buildable_in_previews(evaluate: Evaluate, stack_config: Any) -> None:
+    """The provider counts `push: true` Images as never buildable in previews (it appends an
+    export before comparing inputs with their known part), so pushing is a registry export."""
+    for name, i in images(evaluate(stack_config("prod"), stack="prod", preview=True)).items():
+        assert i["push"] is False, f"{name}: push=True would skip every preview build"
+        assert i["exports"] == [{"registry": {}}], name
 
 
 def test_prod_stack_builds_everything_with_gha_and_registry(

@@ -22,7 +22,7 @@ from typing import Any
 
 from components.graph import GraphError
 from components.settings import SettingsError
-from tools.offline import ROOT, run_stack
+from tools.offline import ROOT, pushes, run_stack
 from tools.plan import DOCKER_IMAGE, cache_entry_to_string, to_plan
 
 
@@ -67,7 +67,10 @@ def to_bake(
             "platforms": i.get("platforms") or [],
             "cache-from": [cache_entry_to_string(e) for e in i.get("cacheFrom") or []],
             "cache-to": [cache_entry_to_string(e) for e in i.get("cacheTo") or []],
-            "output": ["type=registry"] if i.get("push") else ["type=cacheonly"],
+            "output": ["type=registry"] if pushes(i) else ["type=cacheonly"],
+            # No provenance attestation: it records build times, so an unchanged rebuild
+            # would get a new index digest, and children key their FROM by that digest.
+            "attest": ["type=provenance,disabled=true"],
         }
         if contexts:
             bake["contexts"] = contexts

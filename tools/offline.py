@@ -112,6 +112,12 @@ def redact_image_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def pushes(inputs: Mapping[str, Any]) -> bool:
+    """Whether an Image's inputs push it: ``push`` or a registry export (what we use)."""
+    exports = inputs.get("exports") or []
+    return bool(inputs.get("push")) or any("registry" in e for e in exports)
+
+
 def fake_digest(name: str) -> str:
     """A stable, per-resource digest so parent pinning is visible and checkable."""
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
@@ -124,7 +130,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == IMAGE_TYPE:
             tags = unwrap(args.inputs.get("tags")) or []
-            pushed = bool(unwrap(args.inputs.get("push")))
+            pushed = pushes(unwrap(args.inputs))
             digest = fake_digest(args.name) if pushed else ""
             state["digest"] = digest
             first = tags[0] if tags else ""

@@ -17,7 +17,14 @@ from typing import Any
 
 from components.graph import GraphError, selected_with_parents
 from components.settings import SettingsError
-from tools.offline import SECRET_PLACEHOLDER, Recording, redact, redact_image_inputs, run_stack
+from tools.offline import (
+    SECRET_PLACEHOLDER,
+    Recording,
+    pushes,
+    redact,
+    redact_image_inputs,
+    run_stack,
+)
 
 DOCKER_IMAGE = "docker-image://"
 
@@ -99,7 +106,7 @@ def render_text(plan: dict[str, Any]) -> str:
             f"(target {i.get('target')}, context {ctx.get('location')})"
         )
         row(
-            f"  push:         {i.get('push')}   builder: "
+            f"  push:         {pushes(i)}   builder: "
             f"{(i.get('builder') or {}).get('name') or '(provider default)'}"
         )
         for n, tag in enumerate(i.get("tags") or []):

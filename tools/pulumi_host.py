@@ -1,0 +1,108 @@
+"""Run the real Pulumi CLI with this project's program hosted in this Python process.
+
+The CLI starts a program through the ``pulumi-language-python`` plugin, which no registry
+these machines reach ships, and whose Go module the module proxy does not serve. The Python
+SDK carries its own language server (the one Automation API uses for inline programs); the
+CLI connects to it with ``--client``. Everything else is the real thing: the CLI, the engine,
+the state backend, the provider plugins, BuildKit. The program is the real ``__main__.py``,
+run from the project directory with the project's virtualenv, so ``pulumi up`` here and on a
+laptop with the plugin register the same resources.
+
+    venv/bin/python -m tools.pulumi_host preview --stack dev --diff
+
+Commands that do not run the program (``config``, ``stack``, ``refresh``, ``destroy``...)
+pass straight through. Exit code, stdin and signals are the CLI's own.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# CLI commands that run the program and so need a language host.
+RUNS_PROGRAM = frozenset({"up", "update", "preview", "pre"})
+# Build contexts the provider hashes, permission bits included (pulumi-docker-build #358).
+CONTEXT_DIRS = ("dockerfiles", "build/standins")
+
+
+def normalise_modes(root: Path = ROOT) -> int:
+    """Give every build-context file the mode git would check it out with under umask 022.
+
+    The provider's ``contextHash`` covers every permission bit, so a checkout made under
+    umask 002 (many laptops) and one under 022 (CI runners) would disagree forever and
+    every preview would show every Image as changed. Git itself records only "executable
+    or not", so that is all that is kept: 0755 for executables and directories, 0644 for
+    the rest. Returns how many modes changed.
+    """
+    changed = 0
+    for top in CONTEXT_DIRS:
+        for path in [root / top, *(root / top).rglob("*")] if (root / top).exists() else []:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode & 0o7777
+            want = 0o755 if path.is_dir() or mode & 0o100 else 0o644
+            if mode != want:
+                path.chmod(want)
+                changed += 1
+    return changed
+
+
+def program() -> None:
+    """The project's entry point, exactly as the language plugin would run it."""
+    os.chdir(ROOT)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+def start_language_server() -> tuple[Any, int]:
+    """The SDK's language server on a free loopback port, hosting ``program``."""
+    import grpc  # noqa: PLC0415 (only commands that run the program need it)
+    from pulumi.automation._server import LanguageServer  # noqa: PLC0415
+    from pulumi.runtime.proto import language_pb2_grpc  # noqa: PLC0415
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)],
+    )
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageServer(program), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def command_of(args: list[str]) -> str | None:
+    """The CLI command in ``args`` (the first word that is not a flag or a flag's value)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    server = None
+    if command_of(args) in RUNS_PROGRAM:
+        normalise_modes()
+        server, port = start_language_server()
+        args.append(f"--client=127.0.0.1:{port}")
+    child = subprocess.Popen(["pulumi", *args], cwd=ROOT)
+
+    def forward(signum: int, _frame: Any) -> None:
+        child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    try:
+        return child.wait()
+    finally:
+        if server is not None:
+            server.stop(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
