@@ -8,6 +8,12 @@ pull of a base or parent image, never a cache hit or miss. BuildKit marks reused
 
     scripts/cache-report --progress core-cpu=build/core-cpu.json [--metadata FILE]
                          [--stack ci]   # fail below the stack's cacheThresholds
+    scripts/cache-report --history [--since 2026-11-29T12:00:00Z] [--stack prod]
+
+``--history`` reads the builder's own build records instead (``docker buildx history``,
+buildx 0.20+ against BuildKit 0.13+): every build the docker-build provider made, with
+BuildKit's step counts, mapped to targets by the ``org.opencontainers.image.title`` label
+each Image carries. That is what ``pulumi up`` leaves behind, so the deploy workflow uses it.
 
 Output is Markdown, so CI can append it to ``$GITHUB_STEP_SUMMARY``. (``docker buildx du``
 shows disk use, never a hit rate.)
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -146,6 +153,68 @@ def report_for(target: str, text: str, metadata: dict[str, Any] | None = None) -
     )
 
 
+TITLE_LABEL = "org.opencontainers.image.title"
+
+
+def reports_from_history(
+    records: Iterable[dict[str, Any]], inspected: dict[str, dict[str, Any]], since: str = ""
+) -> list[TargetReport]:
+    """One report per target: its latest completed build record at or after ``since``.
+
+    ``records`` are ``history ls --format json`` lines, ``inspected`` maps a record's ref to
+    its ``history inspect --format json``. BuildKit counts every vertex, internal ones too.
+    """
+    latest: dict[str, tuple[datetime, TargetReport]] = {}
+    start = datetime.fromisoformat(since) if since else None
+    for record in records:
+        created = datetime.fromisoformat(str(record["created_at"]))
+        if record.get("status") != "Completed" or (start and created < start):
+            continue
+        doc = inspected.get(str(record["ref"])) or {}
+        labels = {item.get("Name"): item.get("Value") for item in doc.get("Labels") or []}
+        target = labels.get(TITLE_LABEL)
+        if not target:
+            continue
+        report = TargetReport(
+            target=str(target),
+            steps=int(record.get("total_steps", 0)),
+            cached=int(record.get("cached_steps", 0)),
+            seconds=float(doc.get("Duration", 0)) / 1e9,
+            digest="",
+        )
+        if target not in latest or created > latest[target][0]:
+            latest[str(target)] = (created, report)
+    return [latest[t][1] for t in sorted(latest)]
+
+
+def read_history(builder: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The builder's build records and each one's inspection, through the current buildx."""
+    base = ["docker", "buildx", "history"]
+    where = ["--builder", builder] if builder else []
+    listed = subprocess.run(
+        [*base, "ls", *where, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    records = [json.loads(line) for line in listed.splitlines() if line.strip()]
+    inspected = {}
+    for record in records:
+        if record.get("status") != "Completed":
+            continue
+        ref = str(record["ref"])
+        shown = subprocess.run(
+            [*base, "inspect", *where, ref.rpartition("/")[2], "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        inspected[ref] = json.loads(shown)
+    return records, inspected
+
+
 def to_markdown(reports: list[TargetReport], thresholds: dict[str, float]) -> str:
     lines = [
         "| target | steps | cached | hit rate | threshold | seconds | digest |",
@@ -175,10 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--progress",
         action="append",
-        required=True,
+        default=[],
         metavar="TARGET=FILE",
         help="rawjson progress of one target's build (repeat per target)",
     )
+    parser.add_argument(
+        "--history", action="store_true", help="read the builder's build records instead"
+    )
+    parser.add_argument("--since", default="", help="with --history: records from this time on")
+    parser.add_argument("--builder", help="with --history: the buildx builder (default: current)")
     parser.add_argument("--metadata", help="bake/buildx --metadata-file output")
     parser.add_argument("--stack", help="fail when a target is below this stack's cacheThresholds")
     args = parser.parse_args(argv)
@@ -188,7 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, FileNotFoundError) as err:
         print(f"cache-report: {err}", file=sys.stderr)
         return 2
+    if not args.progress and not args.history:
+        parser.error("give --progress TARGET=FILE (repeatable) or --history")
     reports = []
+    if args.history:
+        reports += reports_from_history(*read_history(args.builder), since=args.since)
+        if not reports:
+            print(
+                f"cache-report: no completed builds since {args.since or 'ever'}", file=sys.stderr
+            )
     for item in args.progress:
         target, sep, path = item.partition("=")
         if not sep:
