@@ -50,7 +50,8 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(int(memory) / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "docker": _version("docker", "version", "--format", "{{.Server.Version}}"),
+        "builder": os.environ.get("ENGINE_BUILDER", "(current)"),
+        "buildkit": _version("buildkitd", "--version"),
         "buildx": _version("docker", "buildx", "version"),
     }
 

@@ -24,16 +24,15 @@ from tools.cache_report import read_vertices, steps_of
 from tools.offline import ROOT, run_program
 from tools.plan import to_plan
 from tools.scenarios import (
-    BAKE_ALLOW,
     CA_BUNDLE,
     NS,
     RUNS,
     SCENARIOS,
-    WORK,
     Engine,
     Scenario,
     TargetRun,
     apply,
+    bake_target,
     ci_config,
     docker,
     engine_from_env,
@@ -158,24 +157,7 @@ def _bake_one(
     bake["target"][target].update(edits)
     bake_file = tmp / "bake.json"
     bake_file.write_text(json.dumps(bake))
-    return subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "bake",
-            *BAKE_ALLOW,
-            "--file",
-            str(bake_file),
-            "--progress",
-            "rawjson",
-            target,
-        ],
-        cwd=WORK,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
+    return bake_target(bake_file, target)
 
 
 @pytest.fixture

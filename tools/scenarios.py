@@ -231,6 +231,19 @@ class TargetRun:
         return sum(s.cached for s in self.steps)
 
 
+def bake_target(bake_file: Path, target: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``docker buildx bake`` of one target with rawjson progress (on stderr)."""
+    command = ["docker", "buildx", "bake", *BAKE_ALLOW, "--file", str(bake_file)]
+    return subprocess.run(
+        [*command, "--progress", "rawjson", *flags, target],
+        cwd=WORK,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+
+
 def reset_local_state() -> None:
     """What a fresh CI runner has: no build cache, no images."""
     docker("buildx", "prune", "--all", "--force")
@@ -250,26 +263,7 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
     for target in plan["order"]:
         meta_file = out_dir / f"{target}.metadata.json"
         started = time.monotonic()
-        result = subprocess.run(
-            [
-                "docker",
-                "buildx",
-                "bake",
-                *BAKE_ALLOW,
-                "--file",
-                str(bake_file),
-                "--progress",
-                "rawjson",
-                "--metadata-file",
-                str(meta_file),
-                target,
-            ],
-            cwd=WORK,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=1800,
-        )
+        result = bake_target(bake_file, target, "--metadata-file", str(meta_file))
         seconds = time.monotonic() - started
         progress = out_dir / f"{target}.rawjson"
         progress.write_text(result.stderr)
