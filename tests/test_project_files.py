@@ -57,8 +57,13 @@ def test_main_job_names_a_missing_prerequisite_and_the_offline_plan(tmp_path: Pa
         found = shutil.which(tool)
         assert found
         (bin_dir / tool).symlink_to(found)
+    # A checkout of its own: this one may hold a running engine (.engine/env) with a CLI.
+    checkout = tmp_path / "checkout"
+    for part in ("scripts/up", "stacks/Pulumi.dev.yaml"):
+        (checkout / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / part, checkout / part)
     result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "up")],
+        ["bash", str(checkout / "scripts" / "up")],
         env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
         capture_output=True,
         text=True,

@@ -1,0 +1,92 @@
+"""A stack's config for a machine that cannot reach Docker Hub, GitHub or the PyTorch index.
+
+``stacks/standins.yaml`` names, for each unreachable input, the local stand-in that takes
+its place (the same overrides users have for mirrors: base images under the loopback
+registry, a ComfyUI source directory, a wheelhouse of small ``torch*`` wheels, the host's CA
+bundle for PyPI behind a re-signing proxy). This module merges it over a stack file, writes
+the result to ``build/stacks/Pulumi.<stack>.yaml`` for ``pulumi --config-file``, and makes
+every stand-in the merged config refers to. The committed stack file is never changed.
+
+    venv/bin/python -m tools.standins --stack dev     # prints the config file's path
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+from tools.offline import ROOT, load_stack_config
+from tools.scenarios import (
+    NS,
+    engine_from_env,
+    make_comfyui_standin,
+    make_wheel,
+    push_base_standin,
+)
+
+OVERLAY = ROOT / "stacks" / "standins.yaml"
+OUT = ROOT / "build" / "stacks"
+
+
+def merged(stack: str) -> dict[str, Any]:
+    """The stack's config with the overlay on top; object keys merge field by field."""
+    config = load_stack_config(stack)
+    overlay = (yaml.safe_load(OVERLAY.read_text(encoding="utf-8")) or {}).get("config") or {}
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+def make_standins(config: dict[str, Any]) -> list[str]:
+    """Create what the merged config reads from this machine; returns what was made."""
+    made = []
+    versions, sources = config.get(f"{NS}:versions", {}), config.get(f"{NS}:sources", {})
+    if wheelhouse := sources.get("wheelhouse"):
+        wheels = ROOT / wheelhouse
+        wheels.mkdir(parents=True, exist_ok=True)
+        for name in ("torch", "torchvision", "torchaudio"):
+            made.append(str(make_wheel(wheels, name, versions[name]).relative_to(ROOT)))
+    comfyui = sources.get("comfyui", "")
+    if comfyui and "://" not in comfyui:
+        path = ROOT / comfyui.replace("{version}", versions.get("comfyui", "v0.8.1"))
+        if not path.exists():
+            make_comfyui_standin(path, versions.get("comfyui", "v0.8.1"))
+        made.append(str(path.relative_to(ROOT)))
+    engine = engine_from_env()
+    if engine is not None:
+        ubuntu = versions.get("ubuntu", "24.04")
+        cuda = versions.get("cuda", "12.9.1")
+        refs = {
+            f"{sources['ubuntuImage']}:{ubuntu}": f"ubuntu {ubuntu}",
+            f"{sources['cudaImage']}:{cuda}-runtime-ubuntu{ubuntu}": f"cuda {cuda}",
+            f"{sources['cudaImage']}:{cuda}-devel-ubuntu{ubuntu}": f"cuda {cuda} devel",
+        }
+        for ref, marker in refs.items():
+            push_base_standin(engine, ref.replace("localhost:", "127.0.0.1:", 1), marker)
+            made.append(ref)
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    args = parser.parse_args(argv)
+    config = merged(args.stack)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"Pulumi.{args.stack}.yaml"
+    header = f"# Written by tools/standins.py: stacks/Pulumi.{args.stack}.yaml + {OVERLAY.name}\n"
+    path.write_text(header + yaml.safe_dump({"config": config}, sort_keys=False))
+    for item in make_standins(config):
+        print(f"standins: {item}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
