@@ -17,10 +17,8 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,16 +28,16 @@ import yaml
 
 from components.catalog import TARGETS
 from tools.cache_report import read_history, reports_from_history
+from tools.deployment import Deployment
 from tools.offline import ROOT, run_program, unwrap
 from tools.scenarios import (
     NS,
     Engine,
     ci_config,
     engine_from_env,
-    make_comfyui_standin,
-    make_wheel,
     push_base_standin,
 )
+from tools.standins import make_standins
 
 pytestmark = pytest.mark.engine
 
@@ -55,107 +53,25 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-@dataclass
-class Deployment:
-    """A temporary backend plus the stack's config file, and how to run pulumi on them."""
-
-    engine: Engine
-    backend: Path
-    config_file: Path
-    config: dict[str, Any]
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "PULUMI_BACKEND_URL": f"file://{self.backend}",
-            "PULUMI_CONFIG_PASSPHRASE": "e2e-passphrase",
-        }
-
-    salt: str = ""
-
-    def write_config(self, config: dict[str, Any]) -> None:
-        self.config = config
-        document: dict[str, Any] = {"config": config}
-        if self.salt:
-            document["encryptionsalt"] = self.salt
-        self.config_file.write_text(yaml.safe_dump(document))
-
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "tools.pulumi_host", *args]
-        if args[0] in ("preview", "up", "refresh", "destroy", "config"):
-            command += ["--stack", STACK, "--config-file", str(self.config_file)]
-        result = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def preview_ops(self, config: dict[str, Any] | None = None) -> dict[str, str]:
-        """Image target -> the operation a `pulumi preview --json` plans for it."""
-        if config is not None:
-            self.write_config(config)
-        out = self.pulumi("preview", "--json").stdout
-        steps = json.loads(out).get("steps", [])
-        return {
-            s["urn"].rpartition("::")[2].removesuffix("-image"): s["op"]
-            for s in steps
-            if s["urn"].endswith("-image")
-        }
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.pulumi("stack", "export", "--stack", STACK).stdout)
-
-    def outputs(self) -> dict[str, Any]:
-        return json.loads(self.pulumi("stack", "output", "--json", "--stack", STACK).stdout)
-
-
-def _stand_ins(engine: Engine, config: dict[str, Any]) -> None:
-    """The inputs the ci stack reads from this machine: wheels, ComfyUI source, base image."""
-    versions, sources = config[f"{NS}:versions"], config[f"{NS}:sources"]
-    wheels = ROOT / sources["wheelhouse"]
-    wheels.mkdir(parents=True, exist_ok=True)
-    for name in ("torch", "torchvision", "torchaudio"):
-        make_wheel(wheels, name, versions[name])
-    comfyui = ROOT / sources["comfyui"].replace("{version}", versions["comfyui"])
-    if not comfyui.exists():
-        make_comfyui_standin(comfyui, versions["comfyui"])
-    ref = f"{sources['ubuntuImage']}:{versions['ubuntu']}"
-    push_base_standin(engine, ref, f"ubuntu {versions['ubuntu']}")
-
-
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    engine = engine_from_env()
-    if engine is None or shutil.which("pulumi") is None:
+def engine() -> Engine:
+    found = engine_from_env()
+    if found is None or shutil.which("pulumi") is None:
         message = (
             "no engine or Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)"
         )
         if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def deployment(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     config = ci_config(engine, f"e2e{int(time.time())}")
     config[f"{NS}:targets"] = ["core-cpu"]
-    _stand_ins(engine, config)
-    root = tmp_path_factory.mktemp("pulumi")
-    backend = root / "backend"
-    backend.mkdir()
-    deployment = Deployment(engine, backend, root / f"Pulumi.{STACK}.yaml", {})
-    deployment.write_config(config)
-    deployment.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
-    # `stack init` writes the passphrase salt into stacks/Pulumi.<stack>.yaml: move it into
-    # this test's config file, so the checkout keeps only the committed stacks.
-    created = ROOT / "stacks" / f"Pulumi.{STACK}.yaml"
-    deployment.salt = yaml.safe_load(created.read_text())["encryptionsalt"]
-    created.unlink()
-    deployment.write_config(config)
-    return deployment
+    make_standins(config)
+    return Deployment.create(tmp_path_factory.mktemp("pulumi"), STACK, config)
 
 
 def _manifest_digest(registry: str, repository: str, tag: str) -> str:
@@ -190,7 +106,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def test_up_pushes_every_image_and_exports_digest_pinned_refs(deployment: Deployment) -> None:
+def test_up_pushes_every_image_and_exports_digest_pinned_refs(
+    deployment: Deployment, engine: Engine
+) -> None:
     since = _now()
     deployment.pulumi("up", "--yes", "--skip-preview")
     # The cache report reads what the provider's builds left in the builder's history.
@@ -198,7 +116,7 @@ def test_up_pushes_every_image_and_exports_digest_pinned_refs(deployment: Deploy
     assert set(reports) == {"runtime-cpu", "core-cpu"}
     assert all(r.steps > 0 and r.cached < r.steps for r in reports.values()), reports
     refs = deployment.outputs()["refs"]
-    registry = deployment.engine.registry
+    registry = engine.registry
     for target, ref in refs.items():
         name, _, digest = ref.partition("@")
         repository, _, tag = name.removeprefix(f"{registry}/").rpartition(":")
@@ -232,14 +150,14 @@ def _routed(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
 
 @pytest.mark.parametrize(("pin", "value"), [("comfyCli", "1.22.0"), ("ubuntu", "24.10")])
 def test_pin_bump_updates_exactly_the_routed_images(
-    deployment: Deployment, pin: str, value: str
+    deployment: Deployment, engine: Engine, pin: str, value: str
 ) -> None:
     old = deployment.config
     new = copy.deepcopy(old)
     new[f"{NS}:versions"] = {**new[f"{NS}:versions"], pin: value}
     if pin == "ubuntu":  # the preview builds runtime-cpu from the new base: stand it in
         base = f"{new[f'{NS}:sources']['ubuntuImage']}:{value}"
-        push_base_standin(deployment.engine, base, f"ubuntu {value}")
+        push_base_standin(engine, base, f"ubuntu {value}")
     try:
         ops = deployment.preview_ops(new)
     finally:
@@ -315,9 +233,9 @@ def test_registry_password_never_appears_in_plain_text(deployment: Deployment) -
     deployment.pulumi("up", "--yes", "--skip-preview")
 
 
-def _images_exist_in_registry(deployment: Deployment) -> None:
+def _images_exist_in_registry(deployment: Deployment, engine: Engine) -> None:
     """The state never lists an image the registry does not hold."""
-    registry = deployment.engine.registry
+    registry = engine.registry
     for target, resource in _images_in_state(deployment.state()).items():
         digest = resource["outputs"].get("digest")
         if not digest:
@@ -327,10 +245,8 @@ def _images_exist_in_registry(deployment: Deployment) -> None:
 
 
 def _start_up(deployment: Deployment) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tools.pulumi_host", "up", "--yes", "--skip-preview"]
-    command += ["--stack", STACK, "--config-file", str(deployment.config_file)]
     return subprocess.Popen(
-        command,
+        deployment.command("up", "--yes", "--skip-preview"),
         cwd=ROOT,
         env=deployment.env(),
         stdout=subprocess.PIPE,
@@ -383,7 +299,7 @@ def _engine_up() -> None:
     ],
 )
 def test_a_fault_during_up_fails_clearly_and_the_next_up_converges(
-    deployment: Deployment, fault: str, comfy_cli: str, expected: str
+    deployment: Deployment, engine: Engine, fault: str, comfy_cli: str, expected: str
 ) -> None:
     """Recovery is the same each time: bring the part back (`scripts/engine-up`), `up` again.
 
@@ -407,9 +323,9 @@ def test_a_fault_during_up_fails_clearly_and_the_next_up_converges(
         assert up.returncode != 0, output
         assert expected in output.lower(), output
         _engine_up()
-        _images_exist_in_registry(deployment)
+        _images_exist_in_registry(deployment, engine)
         deployment.pulumi("up", "--yes", "--skip-preview")
-        _images_exist_in_registry(deployment)
+        _images_exist_in_registry(deployment, engine)
         deployment.pulumi("preview", "--expect-no-changes")
     finally:
         deployment.write_config(original)
@@ -428,18 +344,17 @@ def test_destroy_empties_the_state(deployment: Deployment) -> None:
 
 
 def test_the_github_side_previews_as_far_as_it_can_here(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment, engine: Engine, tmp_path: Path
 ) -> None:
     """Without the GitHub plugin (its module is not served here), the preview must stop at
     the provider at once with a message naming it; with it, at GitHub's API. Never a hang."""
     config = {
-        f"{NS}:registry": {"address": deployment.engine.registry, "namespace": "e2e-github"},
+        f"{NS}:registry": {"address": engine.registry, "namespace": "e2e-github"},
         f"{NS}:targets": ["runtime-cpu"],
         f"{NS}:buildOnPreview": False,
         f"{NS}:github": {"owner": "acme", "repository": "comfyui", "environment": "staging"},
     }
-    github = Deployment(deployment.engine, deployment.backend, tmp_path / "gh.yaml", {})
-    github.salt = deployment.salt
+    github = Deployment(deployment.backend, tmp_path / "gh.yaml", STACK, salt=deployment.salt)
     github.write_config(config)
     started = time.monotonic()
     result = github.pulumi("preview", check=False)

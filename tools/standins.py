@@ -13,6 +13,7 @@ every stand-in the merged config refers to. The committed stack file is never ch
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from typing import Any
 
@@ -43,8 +44,20 @@ def merged(stack: str) -> dict[str, Any]:
     return config
 
 
+def _in_registry(ref: str) -> bool:
+    found = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    return found.returncode == 0
+
+
 def make_standins(config: dict[str, Any]) -> list[str]:
-    """Create what the merged config reads from this machine; returns what was made."""
+    """Create what a config reads from this machine (missing base images only); returns
+    what it refers to."""
     made = []
     versions, sources = config.get(f"{NS}:versions", {}), config.get(f"{NS}:sources", {})
     if wheelhouse := sources.get("wheelhouse"):
@@ -68,7 +81,9 @@ def make_standins(config: dict[str, Any]) -> list[str]:
             f"{sources['cudaImage']}:{cuda}-devel-ubuntu{ubuntu}": f"cuda {cuda} devel",
         }
         for ref, marker in refs.items():
-            push_base_standin(engine, ref.replace("localhost:", "127.0.0.1:", 1), marker)
+            loopback = ref.replace("localhost:", "127.0.0.1:", 1)
+            if not _in_registry(loopback):
+                push_base_standin(engine, loopback, marker)
             made.append(ref)
     return made
 
