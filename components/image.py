@@ -20,7 +20,7 @@ from components.config import StackSecrets
 from components.inputs import image_tags
 from components.settings import StackSettings
 
-# Image metadata that does not change when nothing else does. BuildKit 0.2x keys a FROM (and
+# Image metadata that does not change when nothing else does. BuildKit v0.34 keys a FROM (and
 # a docker-image:// named context) by the parent's manifest digest alone, no longer by its
 # layers, so a parent rebuilt from cache must come out byte-identical or every child loses
 # its whole cache. A constant SOURCE_DATE_EPOCH fixes the config's timestamps; a changing one

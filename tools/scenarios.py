@@ -34,7 +34,7 @@ from tools.plan import to_plan
 
 NS = "comfyui-images"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-# buildx 0.2x+ asks bake files to be granted what they read outside their directory: here
+# buildx 0.38 asks bake files to be granted what they read outside their directory: here
 # the CA bundle handed to pip as the `ca` secret.
 BAKE_ALLOW = (f"--allow=fs.read={CA_BUNDLE}",)
 WORK = ROOT / "build" / "engine-work"
