@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from components.catalog import TARGETS
-from tools.cache_report import read_history, reports_from_history
+from tools.cache_report import history_records, read_history, reports_from_history
 from tools.deployment import Deployment
 from tools.offline import ROOT, run_program, unwrap
 from tools.scenarios import (
@@ -85,7 +85,7 @@ def _manifest_digest(registry: str, repository: str, tag: str) -> str:
 
 
 def _history_count() -> int:
-    return len(read_history_records())
+    return len(history_records())
 
 
 def _images_in_state(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -261,22 +261,12 @@ def _wait_for_a_running_build(since: str, timeout: float = 300) -> None:
     while time.monotonic() < deadline:
         if any(
             r.get("status") == "Running" and datetime.fromisoformat(r["created_at"]) >= start
-            for r in read_history_records()
+            for r in history_records()
         ):
             time.sleep(2)  # into the build, long before its pip steps end
             return
         time.sleep(0.5)
     pytest.fail("no build started within the time limit")
-
-
-def read_history_records() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["docker", "buildx", "history", "ls", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def _engine_pid(name: str) -> int:

@@ -187,18 +187,24 @@ def reports_from_history(
     return [latest[t][1] for t in sorted(latest)]
 
 
-def read_history(builder: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The builder's build records and each one's inspection, through the current buildx."""
-    base = ["docker", "buildx", "history"]
+def history_records(builder: str | None = None) -> list[dict[str, Any]]:
+    """The builder's build records (``docker buildx history ls``), newest first."""
     where = ["--builder", builder] if builder else []
     listed = subprocess.run(
-        [*base, "ls", *where, "--format", "json"],
+        ["docker", "buildx", "history", "ls", *where, "--format", "json"],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     ).stdout
-    records = [json.loads(line) for line in listed.splitlines() if line.strip()]
+    return [json.loads(line) for line in listed.splitlines() if line.strip()]
+
+
+def read_history(builder: str | None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The builder's build records and each one's inspection, through the current buildx."""
+    base = ["docker", "buildx", "history"]
+    where = ["--builder", builder] if builder else []
+    records = history_records(builder)
     inspected = {}
     for record in records:
         if record.get("status") != "Completed":
