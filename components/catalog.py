@@ -25,6 +25,7 @@ class Target:
     ``COPY --from=<context>``. ``args`` maps each build arg to the resolved input
     (``inputs.py``) that sets it. ``sources`` maps a named context to a resolved
     input holding a location (a pinned git URL, a mirror, a local directory).
+    ``per_cuda_line`` targets are built once per CUDA line, their parents on the same line.
     """
 
     name: str
@@ -34,6 +35,8 @@ class Target:
     args: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     version_tag: str = ""
+    # Built once per CUDA line of the stack (matrix.py), with that line's pins.
+    per_cuda_line: bool = False
 
     @property
     def context_dir(self) -> str:
@@ -72,8 +75,9 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 name="runtime-cuda",
                 directory="runtime",
                 stage="runtime",
-                args={"BASE_IMAGE": "cudaRuntimeImage", "PYTHON_VERSION": "python"},
+                args={"BASE_IMAGE": "cudaBaseImage", "PYTHON_VERSION": "python"},
                 version_tag="cuda{cuda}-ubuntu{ubuntu}-py{python}",
+                per_cuda_line=True,
             ),
             Target(
                 name="runtime-cpu",
@@ -87,16 +91,17 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 directory="core",
                 stage="core",
                 parents={"runtime": "runtime-cuda"},
-                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCuda"},
+                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCuda", "TORCH_CUDA": "torchCuda"},
                 sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
                 version_tag="{comfyui}-cu{cuda}-torch{torch}",
+                per_cuda_line=True,
             ),
             Target(
                 name="core-cpu",
                 directory="core",
                 stage="core",
                 parents={"runtime": "runtime-cpu"},
-                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCpu"},
+                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCpu", "TORCH_CUDA": "noCuda"},
                 sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
                 version_tag="{comfyui}-cpu-torch{torch}",
             ),
@@ -110,11 +115,13 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                     "PYTHON_VERSION": "python",
                     "TORCH_VERSION": "torch",
                     "TORCH_INDEX_URL": "torchIndexCuda",
+                    "TORCH_CUDA": "torchCuda",
                     "SAGEATTENTION_VERSION": "sageattention",
                     "TORCH_CUDA_ARCH_LIST": "cudaArchList",
                 },
                 sources={"sageattention-src": "sageattentionSource", **_WHEELHOUSE},
                 version_tag="{sageattention}-cu{cuda}-torch{torch}",
+                per_cuda_line=True,
             ),
             Target(
                 name="complete-cuda",
@@ -124,6 +131,7 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 args=dict(_PIP),
                 sources=dict(_WHEELHOUSE),
                 version_tag="{comfyui}-cu{cuda}-sage{sageattention}",
+                per_cuda_line=True,
             ),
         )
     }

@@ -15,9 +15,9 @@ import pulumi_docker_build as docker_build
 
 from components import inputs
 from components.cache import plan_cache
-from components.catalog import TARGETS, Target
 from components.config import StackSecrets
 from components.inputs import image_tags
+from components.matrix import Build, builds
 from components.settings import StackSettings
 
 # Image metadata that does not change when nothing else does. BuildKit v0.34 keys a FROM (and
@@ -54,28 +54,22 @@ class ImageTarget(pulumi.ComponentResource):
 
     def __init__(
         self,
-        name: str,
-        target: Target,
-        settings: StackSettings,
+        build: Build,
         secrets: StackSecrets,
         *,
         stack: str,
         parents: Mapping[str, ImageTarget],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        name, target, settings = build.name, build.target, build.settings
         super().__init__("comfyui:images:ImageTarget", name, None, opts)
         resolved = inputs.for_target(target, settings)
         tags = image_tags(settings, target.name, resolved.version_tag)
-        cache = plan_cache(
-            settings,
-            stack=stack,
-            target=target.name,
-            moving_tag_ref=tags[1],
-        )
+        cache = plan_cache(settings, stack=stack, target=name, moving_tag_ref=tags[1])
 
         named: dict[str, docker_build.ContextArgsDict] = {
             ctx: {"location": pulumi.Output.concat("docker-image://", parents[parent].ref)}
-            for ctx, parent in target.parents.items()
+            for ctx, parent in build.parents.items()
         }
         named |= {ctx: {"location": loc} for ctx, loc in resolved.source_contexts.items()}
 
@@ -110,7 +104,7 @@ class ImageTarget(pulumi.ComponentResource):
             registries=registries,
             secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
             labels={
-                "org.opencontainers.image.title": target.name,
+                "org.opencontainers.image.title": name,
                 "org.opencontainers.image.version": resolved.version_tag,
             },
             opts=pulumi.ResourceOptions(parent=self),
@@ -122,7 +116,7 @@ class ImageTarget(pulumi.ComponentResource):
 
 
 class ImageFamily(pulumi.ComponentResource):
-    """All selected targets, created parents first so children can reference them."""
+    """Every build of the stack (matrix.py), parents first so children can reference them."""
 
     def __init__(
         self,
@@ -135,15 +129,12 @@ class ImageFamily(pulumi.ComponentResource):
     ) -> None:
         super().__init__("comfyui:images:ImageFamily", name, None, opts)
         self.targets: dict[str, ImageTarget] = {}
-        for target_name in settings.build_order:
-            target = TARGETS[target_name]
-            self.targets[target_name] = ImageTarget(
-                target_name,
-                target,
-                settings,
+        for build in builds(settings).values():
+            self.targets[build.name] = ImageTarget(
+                build,
                 secrets,
                 stack=stack,
-                parents={p: self.targets[p] for p in target.parents.values()},
+                parents={p: self.targets[p] for p in build.parents.values()},
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.refs = {n: t.ref for n, t in self.targets.items()}

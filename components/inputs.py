@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from components import cuda
 from components.catalog import Target
 from components.refs import MAX_TAG
 from components.settings import StackSettings
@@ -20,17 +21,14 @@ from components.settings import StackSettings
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-def cuda_wheel_tag(cuda: str) -> str:
-    """PyTorch's index name for a CUDA release: 12.9.1 -> cu129."""
-    major, minor = [*cuda.split("."), "0"][:2]
-    return f"cu{major}{minor}"
-
-
 def resolve(settings: StackSettings) -> dict[str, str]:
-    """Every input key the catalog may reference, resolved for this stack."""
+    """Every input key the catalog may reference, resolved for this stack (or, for a CUDA
+    build, for its line: ``matrix.line_settings``)."""
     v, s = settings.versions, settings.sources
+    line = cuda.wheel_tag(v.cuda)
     return {
-        "cudaRuntimeImage": f"{s.cudaImage}:{v.cuda}-runtime-ubuntu{v.ubuntu}",
+        # `base`, not `runtime`: the torch wheels bring their own CUDA libraries.
+        "cudaBaseImage": f"{s.cudaImage}:{v.cuda}-base-ubuntu{v.ubuntu}",
         "cudaDevelImage": f"{s.cudaImage}:{v.cuda}-devel-ubuntu{v.ubuntu}",
         "ubuntuImage": f"{s.ubuntuImage}:{v.ubuntu}",
         "python": v.python,
@@ -38,15 +36,16 @@ def resolve(settings: StackSettings) -> dict[str, str]:
         "torchvision": v.torchvision,
         "torchaudio": v.torchaudio,
         "torchIndexCpu": s.torchIndexCpu,
-        "torchIndexCuda": s.torchIndexCuda
-        if s.torchIndexCuda is not None
-        else f"https://download.pytorch.org/whl/{cuda_wheel_tag(v.cuda)}",
+        "torchIndexCuda": s.torchIndexCuda.replace("{line}", line),
+        "torchCuda": cuda.torch_cuda(v.cuda),
+        # A CPU build's torch reports no CUDA; empty, so the arg is left out (image.py).
+        "noCuda": "",
         "comfyCli": v.comfyCli,
         "comfyui": v.comfyui,
         "comfyuiSource": s.comfyui.replace("{version}", v.comfyui),
         "sageattention": v.sageattention,
         "sageattentionSource": s.sageattention.replace("{version}", v.sageattention),
-        "cudaArchList": settings.cudaArchList,
+        "cudaArchList": settings.cudaArchList or cuda.default_arch_list(v.cuda),
         "pypiMirrorUrl": s.pypiMirror,
         "wheelhouse": s.wheelhouse,
     }

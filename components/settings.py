@@ -29,8 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from components import cuda
 from components.catalog import TARGETS
 from components.graph import selected_with_parents
+from components.matrix import build_names
 from components.refs import (
     address_problem,
     has_credentials,
@@ -84,7 +86,6 @@ class CacheMode(StrEnum):
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BUILDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_ARCH_LIST = re.compile(r"[0-9]{1,2}\.[0-9](\+PTX)?(;[0-9]{1,2}\.[0-9](\+PTX)?)*")
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 
 
@@ -194,12 +195,12 @@ class CacheSettings(_Strict):
 PIN_EXAMPLES: dict[str, str] = {
     "python": "3.12",
     "ubuntu": "24.04",
-    "cuda": "12.9.1",
-    "torch": "2.8.0",
-    "torchvision": "0.23.0",
-    "torchaudio": "2.8.0",
+    "cuda": "13.0.2",
+    "torch": "2.15.0",
+    "torchvision": "0.29.2",
+    "torchaudio": "2.11.1",
     "comfyCli": "1.23.0",
-    "comfyui": "v0.8.1",
+    "comfyui": "v0.44.0",
     "sageattention": "d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
 }
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
@@ -208,39 +209,48 @@ _SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
 GIT_PINS = frozenset({"comfyui", "sageattention"})
 
 
+def check_pin(v: Any, name: str) -> Any:
+    """A pin is a quoted version-like string; git pins are a tag or a full commit."""
+    example = PIN_EXAMPLES[name]
+    if not isinstance(v, str):
+        raise ValueError(
+            f"must be a quoted string such as {example!r} (YAML reads an unquoted 3.10 as "
+            "the number 3.1)"
+        )
+    if not _PIN.fullmatch(v):
+        raise ValueError(f"is not a version; write it like {example!r}")
+    if name == "cuda" and cuda.major_minor(v) is None:
+        raise ValueError(f"is not a CUDA release; write it like {example!r}")
+    if name in GIT_PINS and _SHORT_COMMIT.fullmatch(v):
+        raise ValueError(
+            "looks like a short commit; BuildKit git contexts need a tag or the full "
+            f"40-hex commit, e.g. {PIN_EXAMPLES['sageattention']!r}"
+        )
+    return v
+
+
 class Versions(_Strict):
     """Pinned versions. Each reaches only the targets whose layers it changes."""
 
     python: str = Field(default="3.12", description="Python from the OS packages.")
     ubuntu: str = Field(default="24.04", description="Ubuntu release of every base image.")
-    cuda: str = Field(default="12.9.1", description="CUDA of the runtime and devel bases.")
-    torch: str = Field(default="2.8.0", description="The last torch with cu129 wheels.")
-    torchvision: str = "0.23.0"
-    torchaudio: str = "2.8.0"
+    cuda: str = Field(
+        default="13.0.2", description="CUDA of a single-line stack; matrices use cudaLines."
+    )
+    torch: str = Field(default="2.15.0", description="torch, from the line's own index.")
+    torchvision: str = "0.29.2"
+    torchaudio: str = "2.11.1"
     comfyCli: str = Field(default="1.23.0", description="comfy-cli from PyPI.")
-    comfyui: str = Field(default="v0.8.1", description="ComfyUI git tag or full commit.")
+    comfyui: str = Field(default="v0.44.0", description="ComfyUI git tag or full commit.")
     sageattention: str = Field(
         default="d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
-        description="SageAttention git commit (main, 2026-01-17); v2.2.0 lacks sm_100.",
+        description="SageAttention git commit (main, 2026-01-17): sm80-sm90, sm120, sm121.",
     )
 
     @field_validator("*", mode="before")
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
-        example = PIN_EXAMPLES[info.field_name]
-        if not isinstance(v, str):
-            raise ValueError(
-                f"must be a quoted string such as {example!r} (YAML reads an unquoted 3.10 as "
-                "the number 3.1)"
-            )
-        if not _PIN.fullmatch(v):
-            raise ValueError(f"is not a version; write it like {example!r}")
-        if info.field_name in GIT_PINS and _SHORT_COMMIT.fullmatch(v):
-            raise ValueError(
-                "looks like a short commit; BuildKit git contexts need a tag or the full "
-                f"40-hex commit, e.g. {PIN_EXAMPLES['sageattention']!r}"
-            )
-        return v
+        return check_pin(v, info.field_name)
 
 
 class Sources(_Strict):
@@ -249,7 +259,7 @@ class Sources(_Strict):
     cudaImage: StrictStr = Field(default="nvidia/cuda", description="Repository of CUDA bases.")
     ubuntuImage: StrictStr = Field(default="ubuntu", description="Repository of the Ubuntu base.")
     comfyui: StrictStr = Field(
-        default="https://github.com/comfyanonymous/ComfyUI.git#{version}",
+        default="https://github.com/Comfy-Org/ComfyUI.git#{version}",
         description="ComfyUI source location; {version} is replaced by versions.comfyui.",
     )
     sageattention: StrictStr = Field(
@@ -257,9 +267,9 @@ class Sources(_Strict):
         description="SageAttention source; {version} is replaced by versions.sageattention.",
     )
     torchIndexCpu: StrictStr = Field(default="https://download.pytorch.org/whl/cpu")
-    torchIndexCuda: StrictStr | None = Field(
-        default=None,
-        description="Torch index for CUDA targets; default derived from versions.cuda (cuXYZ).",
+    torchIndexCuda: StrictStr = Field(
+        default="https://download.pytorch.org/whl/{line}",
+        description="Torch index of the CUDA targets; {line} becomes the line, e.g. cu130.",
     )
     pypiMirror: StrictStr = Field(default="", description="PyPI mirror index URL; empty: PyPI.")
     wheelhouse: StrictStr = Field(
@@ -288,12 +298,41 @@ class Sources(_Strict):
             )
         return v
 
+    @field_validator("torchIndexCpu", "torchIndexCuda")
+    @classmethod
+    def _torch_index(cls, v: str) -> str:
+        if not v:
+            raise ValueError(
+                "is empty, but torch installs only from its own index (never PyPI's CUDA "
+                "build); point it at the PyTorch index or a mirror of it, e.g. "
+                "https://download.pytorch.org/whl/cpu, or file:///wheelhouse/... for a "
+                "PEP 503 index inside sources.wheelhouse"
+            )
+        return v
+
     @field_validator("torchIndexCpu", "torchIndexCuda", "pypiMirror")
     @classmethod
     def _index_url(cls, v: str | None) -> str | None:
         if v and not _URL.fullmatch(v):
             raise ValueError("needs a scheme and no blanks, e.g. https://mirror.example/simple")
         return v
+
+
+class CudaLine(_Strict):
+    """One CUDA line of a matrix: its CUDA release and, where its index lags, its own torch."""
+
+    cuda: StrictStr = Field(description="CUDA release of the line's bases, e.g. 13.0.2.")
+    torch: StrictStr | None = None
+    torchvision: StrictStr | None = None
+    torchaudio: StrictStr | None = None
+    cudaArchList: StrictStr | None = Field(
+        default=None, description="SageAttention archs; default: all this CUDA can build."
+    )
+
+    @field_validator("cuda", "torch", "torchvision", "torchaudio", mode="before")
+    @classmethod
+    def _pin(cls, v: Any, info: Any) -> Any:
+        return v if v is None else check_pin(v, info.field_name)
 
 
 class GithubSettings(_Strict):
@@ -434,7 +473,12 @@ class StackSettings(_Strict):
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     movingTag: StrictStr = "latest"
     caBundle: StrictStr | None = None
-    cudaArchList: StrictStr = "8.0;8.6;8.9;9.0;10.0;12.0+PTX"
+    cudaArchList: StrictStr | None = Field(
+        default=None, description="SageAttention archs; default: all the line's CUDA can build."
+    )
+    cudaLines: dict[StrictStr, CudaLine] = Field(
+        default_factory=dict, description="CUDA matrix: line (cu130) -> its pins. Default: one."
+    )
     cacheThresholds: dict[str, float] = Field(default_factory=dict)
     github: GithubSettings | None = None
     # Presence only: the values stay pulumi secrets (see decode_config).
@@ -468,22 +512,18 @@ class StackSettings(_Strict):
             raise ValueError("is not an image tag (up to 128 of A-Z a-z 0-9 _ . -), e.g. latest")
         return v
 
-    @field_validator("cudaArchList")
-    @classmethod
-    def _arch_list(cls, v: str) -> str:
-        if not _ARCH_LIST.fullmatch(v):
-            raise ValueError("must look like '8.0;8.6;8.9;9.0;10.0;12.0+PTX'")
-        return v
-
     @field_validator("caBundle")
     @classmethod
     def _ca_bundle(cls, v: str | None) -> str | None:
         if not v:
             return None
         path = Path(_no_control(v))
-        if not path.is_file():
+        try:
+            data = path.read_bytes() if path.is_file() else None
+        except OSError:  # a name too long for the file system, no permission
+            data = None
+        if data is None:
             raise ValueError("is not a readable file; point it at a PEM bundle")
-        data = path.read_bytes()
         if len(data) > MAX_SECRET_BYTES:
             raise ValueError(
                 f"is {len(data)} bytes; BuildKit refuses secrets over {MAX_SECRET_BYTES} "
@@ -506,10 +546,6 @@ class StackSettings(_Strict):
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
         for name, rate in v.items():
-            if name not in TARGETS:
-                raise ValueError(
-                    f"names unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}"
-                )
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} = {rate} must be between 0 and 1, e.g. 0.8")
         return v
@@ -535,9 +571,67 @@ class StackSettings(_Strict):
                 "travels inside the pushed image, so nothing would hold it; use registry or "
                 "local, or push"
             )
+        self._lines_consistent()
+        names = build_names(self)
+        for name in self.cacheThresholds:
+            if name not in names:
+                raise SettingsError(
+                    f"{key('cacheThresholds')} names {name!r}, which this stack does not "
+                    f"build; its builds are {', '.join(names)}"
+                )
         self._repositories_fit()
         self._github_secrets_complete()
         return self
+
+    def _lines_consistent(self) -> None:
+        """Each line named by its torch index, pinned once, with buildable architectures."""
+        lines_key = key("cudaLines")
+        if self.cudaLines:
+            if "cuda" in self.versions.model_fields_set:
+                raise SettingsError(
+                    f"{key('versions')}.cuda is {self.versions.cuda!r} but {lines_key} is set: "
+                    f"each line pins its own CUDA there; remove versions.cuda"
+                )
+            if self.cudaArchList is not None:
+                raise SettingsError(
+                    f"{key('cudaArchList')} is {self.cudaArchList!r} but {lines_key} is set: "
+                    f"set cudaArchList per line ({lines_key}.<line>.cudaArchList) or leave it "
+                    "to the line's default"
+                )
+            for name, line in self.cudaLines.items():
+                if name != cuda.wheel_tag(line.cuda):
+                    raise SettingsError(
+                        f"{lines_key}.{name} pins CUDA {line.cuda}, whose torch index is "
+                        f"{cuda.wheel_tag(line.cuda)!r}; name the line after its index: "
+                        f"{cuda.wheel_tag(line.cuda)}: {{cuda: {line.cuda}}}"
+                    )
+            index = self.sources.torchIndexCuda
+            if len(self.cudaLines) > 1 and index and "{line}" not in index:
+                raise SettingsError(
+                    f"{key('sources')}.torchIndexCuda is {index!r} with no {{line}} placeholder, "
+                    f"so every line of {lines_key} would install the same torch; write e.g. "
+                    "https://mirror.example/whl/{line}"
+                )
+        for name, line in self.lines.items():
+            arch_list = line.cudaArchList or cuda.default_arch_list(line.cuda)
+            where = (
+                f"{lines_key}.{name}.cudaArchList"
+                if self.cudaLines
+                else f"{key('cudaArchList')}" + ("" if self.cudaArchList else " (default)")
+            )
+            if problem := cuda.arch_list_problem(arch_list, line.cuda):
+                raise SettingsError(f"{where} {arch_list!r} {problem}")
+
+    @property
+    def lines(self) -> dict[str, CudaLine]:
+        """The CUDA lines this stack builds: cudaLines, or one line from versions.cuda."""
+        if self.cudaLines:
+            return dict(self.cudaLines)
+        return {
+            cuda.wheel_tag(self.versions.cuda): CudaLine(
+                cuda=self.versions.cuda, cudaArchList=self.cudaArchList
+            )
+        }
 
     def _repositories_fit(self) -> None:
         """Every written repository is valid and the registry cache is none of them."""
@@ -617,7 +711,16 @@ class StackSettings(_Strict):
 
 
 # Keys whose stack values are YAML objects or lists (Pulumi hands them over as JSON).
-_JSON_KEYS = {"registry", "cache", "versions", "sources", "github", "cacheThresholds", "targets"}
+_JSON_KEYS = {
+    "registry",
+    "cache",
+    "versions",
+    "sources",
+    "github",
+    "cacheThresholds",
+    "targets",
+    "cudaLines",
+}
 _BOOL_KEYS = {"push", "buildOnPreview"}
 # Keys whose values are secrets; everything else is a plain setting.
 SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.cache import gha_scope, local_cache_dir, registry_cache_ref
-from components.catalog import TARGETS
 from components.inputs import image_tags, version_tag
+from components.matrix import builds
 from components.refs import MAX_NAME
 from components.settings import CacheBackend, StackSettings
 
@@ -31,8 +31,10 @@ def written_by(settings: StackSettings, stack: str) -> list[Written]:
     """Every tag, cache ref, gha scope and local cache directory the stack writes."""
     out: list[Written] = []
     backends = settings.cache.backends
-    for name in settings.build_order:
-        tags = image_tags(settings, name, version_tag(TARGETS[name], settings))
+    for name, build in builds(settings).items():
+        tags = image_tags(
+            build.settings, build.target.name, version_tag(build.target, build.settings)
+        )
         if settings.push:
             out += [Written(name, "tag", tag) for tag in tags]
         if CacheBackend.REGISTRY in backends:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.catalog import TARGETS
+from components.matrix import parents_of, target_of
 from tools import bake
 from tools.offline import run_stack
 from tools.plan import cache_entry_to_string, to_plan
@@ -24,9 +24,9 @@ def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str
     assert document["group"]["default"]["targets"] == prod_plan["order"]
     for name, target in document["target"].items():
         inputs = prod_plan["targets"][name]["inputs"]
-        assert target["target"] == TARGETS[name].stage
-        assert target["context"] == TARGETS[name].context_dir
-        assert f"{target['context']}/{target['dockerfile']}" == TARGETS[name].dockerfile
+        assert target["target"] == target_of(name).stage
+        assert target["context"] == target_of(name).context_dir
+        assert f"{target['context']}/{target['dockerfile']}" == target_of(name).dockerfile
         assert target["args"] == inputs["buildArgs"]
         assert target["tags"] == inputs["tags"]
         assert target["cache-from"] == [cache_entry_to_string(e) for e in inputs["cacheFrom"]]
@@ -37,13 +37,13 @@ def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str
 def test_parents_become_bake_targets_or_stay_registry_images(prod_plan: dict[str, Any]) -> None:
     as_targets = bake.to_bake(prod_plan, secrets={})["target"]
     as_images = bake.to_bake(prod_plan, secrets={}, parents="image")["target"]
-    for name, target in TARGETS.items():
-        for ctx, parent in target.parents.items():
+    for name in prod_plan["order"]:
+        for ctx, parent in parents_of(name).items():
             assert as_targets[name]["contexts"][ctx] == f"target:{parent}"
             parent_tag = prod_plan["targets"][parent]["inputs"]["tags"][0]
             assert as_images[name]["contexts"][ctx] == f"docker-image://{parent_tag}"
     # Source contexts are copied as they are, in both modes.
-    assert as_targets["core-cpu"]["contexts"]["comfyui-src"].endswith("#v0.8.1")
+    assert as_targets["core-cpu"]["contexts"]["comfyui-src"].endswith("#v0.44.0")
 
 
 def test_secrets_need_a_local_source(tmp_path: Path) -> None:

@@ -536,6 +536,11 @@ def test_pip_installs_use_cache_wheelhouse_and_mirror(path: str) -> None:
             if "pip install" not in script or "--no-index" in script:
                 continue
             where = f"{path}:{run.start_line}"
+            if references(run, "TORCH_INDEX_URL"):
+                # torch's own index only (test_torch_comes_only_from_its_own_index); the
+                # wheelhouse stays mounted for a file:// index inside it.
+                assert "--find-links" not in script, f"{where}: torch offered the wheelhouse"
+                continue
             targets = {m.get("target"): m for m in mounts(run)}
             assert targets.get("/root/.cache/pip", {}).get("type") == "cache", (
                 f"{where}: pip install without a cache mount on /root/.cache/pip"
@@ -549,14 +554,33 @@ def test_pip_installs_use_cache_wheelhouse_and_mirror(path: str) -> None:
             )
 
 
-@pytest.mark.parametrize("path", DOCKERFILES)
-def test_torch_index_is_an_extra_index(path: str) -> None:
-    for stage in parse(path).stages:
-        for run in (c for c in stage.commands if references(c, "TORCH_INDEX_URL")):
-            assert 'export PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}"' in " ".join(run.value), (
-                f"{path}:{run.start_line}: TORCH_INDEX_URL must be offered as an extra index "
-                "(empty: none), so the pip default index or the mirror still serves the rest"
-            )
+TORCH_DOCKERFILES = sorted({t.dockerfile for t in TARGETS.values() if "TORCH_INDEX_URL" in t.args})
+
+
+@pytest.mark.parametrize("path", TORCH_DOCKERFILES)
+def test_torch_comes_only_from_its_own_index(path: str) -> None:
+    """As an extra index, PyPI's CUDA build of the same pin can win (issue 9: core-cpu
+    shipped 7 GB of NVIDIA libraries under a -cpu- tag). The index must be the only one,
+    and the layer must check that what it installed is the line's build."""
+    runs = [c for s in parse(path).stages for c in s.commands if references(c, "TORCH_INDEX_URL")]
+    assert runs, f"{path}: no layer installs torch from TORCH_INDEX_URL"
+    for run in runs:
+        script = " ".join(run.value)
+        where = f"{path}:{run.start_line}"
+        for loophole in (
+            "PIP_EXTRA_INDEX_URL",
+            "--extra-index-url",
+            "--find-links",
+            "PIP_INDEX_URL",
+        ):
+            assert loophole not in script, f"{where}: {loophole} lets another index serve torch"
+        assert 'pip install --index-url "${TORCH_INDEX_URL}"' in script, (
+            f'{where}: torch must install with --index-url "${{TORCH_INDEX_URL}}"'
+        )
+        assert 'if [ -z "${TORCH_INDEX_URL}" ]' in script, f"{where}: an empty index must fail"
+        unchecked = f"{where}: the installed torch's CUDA is not checked against TORCH_CUDA"
+        assert "torch.version.cuda" in script, unchecked
+        assert '"${TORCH_CUDA}"' in script, unchecked
 
 
 @pytest.mark.parametrize(

@@ -338,8 +338,8 @@ def test_messages_redact_credentials(values: dict[str, Any], leak: str) -> None:
     ("pin", "value", "example"),
     [
         ("python", 3.1, "'3.12'"),
-        ("comfyui", "v 1", "'v0.8.1'"),
-        ("torch", "", "'2.8.0'"),
+        ("comfyui", "v 1", "'v0.44.0'"),
+        ("torch", "", "'2.15.0'"),
         ("sageattention", "d1a57a5", "40-hex"),
         ("comfyui", "abcdef1234", "40-hex"),
     ],

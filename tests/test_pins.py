@@ -27,12 +27,13 @@ COMPLETE = {"complete-cuda"}
 VERSION_ROUTES: dict[str, tuple[str, set[str]]] = {
     "python": ("3.13", RUNTIMES | BUILDER),
     "ubuntu": ("26.04", RUNTIMES | BUILDER),
-    "cuda": ("13.0.2", {"runtime-cuda", "core-cuda"} | BUILDER),
-    "torch": ("2.10.0", CORES | BUILDER),
-    "torchvision": ("0.25.0", CORES),
-    "torchaudio": ("2.10.0", CORES),
+    # The CUDA release picks the line's base, its torch index and the torch CUDA it checks.
+    "cuda": ("12.9.1", {"runtime-cuda", "core-cuda"} | BUILDER),
+    "torch": ("2.16.0", CORES | BUILDER),
+    "torchvision": ("0.30.0", CORES),
+    "torchaudio": ("2.12.0", CORES),
     "comfyCli": ("1.24.0", CORES),
-    "comfyui": ("v0.8.2", CORES),
+    "comfyui": ("v0.44.1", CORES),
     "sageattention": ("v2.2.1", BUILDER),
 }
 
@@ -42,7 +43,7 @@ SOURCE_ROUTES: dict[str, tuple[str, set[str]]] = {
     "comfyui": ("https://mirror.test/ComfyUI.git#{version}", CORES),
     "sageattention": ("https://mirror.test/SageAttention.git#{version}", BUILDER),
     "torchIndexCpu": ("https://mirror.test/torch/cpu", {"core-cpu"}),
-    "torchIndexCuda": ("https://mirror.test/torch/cu129", {"core-cuda"} | BUILDER),
+    "torchIndexCuda": ("https://mirror.test/torch/{line}", {"core-cuda"} | BUILDER),
     "pypiMirror": ("https://mirror.test/pypi/simple", CORES | BUILDER | COMPLETE),
     "wheelhouse": ("build/wheelhouse", CORES | BUILDER | COMPLETE),
 }
@@ -113,10 +114,10 @@ def test_comfyui_version_is_in_core_inputs_not_runtime(
 ) -> None:
     inputs = own_inputs(evaluate(everything))
     for name in CORES:
-        assert inputs[name]["args"]["COMFYUI_VERSION"] == "v0.8.1"
-        assert inputs[name]["contexts"]["comfyui-src"].endswith("#v0.8.1")
+        assert inputs[name]["args"]["COMFYUI_VERSION"] == "v0.44.0"
+        assert inputs[name]["contexts"]["comfyui-src"].endswith("#v0.44.0")
     for name in RUNTIMES:
-        assert "v0.8.1" not in str(inputs[name])
+        assert "v0.44.0" not in str(inputs[name])
 
 
 def test_pins_reach_the_dockerfile_as_the_declared_arg(
@@ -127,14 +128,16 @@ def test_pins_reach_the_dockerfile_as_the_declared_arg(
     config = with_overrides(everything, sources={"pypiMirror": "https://mirror.test/simple"})
     inputs = own_inputs(evaluate(config))
     for name, target in TARGETS.items():
-        assert set(inputs[name]["args"]) == set(target.args) | set(REPRODUCIBLE), name
+        # A CPU build's expected torch CUDA is empty, so it is left out (image.build_args).
+        left_out = {"TORCH_CUDA"} if target.args.get("TORCH_CUDA") == "noCuda" else set()
+        assert set(inputs[name]["args"]) == set(target.args) - left_out | set(REPRODUCIBLE), name
         assert inputs[name]["args"]["SOURCE_DATE_EPOCH"] == "0", name
 
 
 def test_no_build_arg_is_empty(evaluate: Evaluate, everything: dict[str, Any]) -> None:
     """The provider takes an empty value for an unknown one and then never builds the Image
     in a preview; an empty arg is left out (every Dockerfile defaults it to "")."""
-    config = with_overrides(everything, sources={"pypiMirror": "", "torchIndexCuda": ""})
+    config = with_overrides(everything, sources={"pypiMirror": "", "wheelhouse": ""})
     for name, args in own_inputs(evaluate(config)).items():
         assert all(args["args"].values()), f"{name}: {args['args']}"
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from components.catalog import TARGETS
+from components.matrix import parents_of, target_of
 from components.settings import PASSWORD_ENV, SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import IMAGE_TYPE, ROOT, Recording, is_secret, run_stack, unwrap
@@ -35,11 +36,11 @@ def test_stack_files_evaluate(evaluate: Evaluate, stack_config: Any, stack_name:
     recording = evaluate(stack_config(stack_name), stack=stack_name)
     imgs = images(recording)
     wanted = stack_config(stack_name)[f"{NS}:targets"]
-    assert set(wanted) <= set(imgs)
+    assert set(wanted) <= {target_of(name).name for name in imgs}
     for name, i in imgs.items():
         assert name in recording.images()[name].name, "Image resource name carries the target"
-        assert i["target"] == TARGETS[name].stage
-        assert i["dockerfile"]["location"] == TARGETS[name].dockerfile
+        assert i["target"] == target_of(name).stage
+        assert i["dockerfile"]["location"] == target_of(name).dockerfile
         assert (ROOT / i["dockerfile"]["location"]).is_file(), f"{name}: Dockerfile missing"
 
 
@@ -65,7 +66,7 @@ def test_prod_stack_builds_everything_with_gha_and_registry(
     evaluate: Evaluate, stack_config: Any
 ) -> None:
     imgs = images(evaluate(stack_config("prod"), stack="prod"))
-    assert set(imgs) == set(ALL)
+    assert {target_of(name).name for name in imgs} == set(ALL)
     for name, i in imgs.items():
         assert all(t.startswith("ghcr.io/") for t in i["tags"]), name
         assert [next(iter(e)) for e in i["cacheTo"]] == ["gha", "registry"], name
@@ -192,7 +193,7 @@ def test_children_reach_parents_through_digest_pinned_named_contexts(
     assert set(imgs) == {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
     for name, i in imgs.items():
         named = (i["context"].get("named")) or {}
-        for ctx, parent in TARGETS[name].parents.items():
+        for ctx, parent in parents_of(name).items():
             parent_ref = f"{imgs[parent]['tags'][0]}@sha256:"
             location = named[ctx]["location"]
             assert location.startswith(f"docker-image://{parent_ref}"), (

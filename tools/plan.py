@@ -5,7 +5,7 @@ target its parents, tags, cache sources and destinations, build args and named c
 Secrets are redacted. ``--format json`` prints the recorded provider inputs, which
 ``tools.bake`` turns into a bake file.
 
-    scripts/plan --stack dev [--format json] [--preview]
+    scripts/plan --stack dev [--format json|mermaid] [--preview]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from components.graph import GraphError, selected_with_parents
+from components.graph import GraphError
 from components.settings import SettingsError
 from tools.offline import (
     SECRET_PLACEHOLDER,
@@ -68,8 +68,8 @@ def to_plan(recording: Recording) -> dict[str, Any]:
             if (parent := _parent_of(str(spec.get("location", "")), first_tags))
         }
         targets[name] = {"resource": resource.name, "parents": parents, "inputs": inputs}
-    # The recorded Images hold every parent already; graph.py orders them parents first.
-    order = selected_with_parents(targets)
+    # The recorded Images hold every parent already; order them parents first.
+    order = _parents_first({name: list(t["parents"].values()) for name, t in targets.items()})
     github = [
         {"type": r.type, "name": r.name, "inputs": redact(r.inputs)}
         for r in recording.resources
@@ -82,6 +82,34 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         "targets": {name: targets[name] for name in order},
         "github": sorted(github, key=lambda g: (g["type"], g["name"])),
     }
+
+
+def _parents_first(parents: dict[str, list[str]]) -> list[str]:
+    """The recorded builds by depth (roots first), then by name: parents always come
+    first, and the order does not depend on the mocks' registration order."""
+    depth: dict[str, int] = {}
+
+    def level(name: str) -> int:
+        if name not in depth:
+            depth[name] = 1 + max((level(p) for p in parents.get(name, [])), default=-1)
+        return depth[name]
+
+    return sorted(parents, key=lambda name: (level(name), name))
+
+
+def render_mermaid(plan: dict[str, Any]) -> str:
+    """The stack's image graph as a Mermaid flowchart: one node per build, labelled with its
+    version tag, an edge per parent labelled with the named context that consumes it."""
+    lines = ["flowchart LR"]
+    ids = {name: name.replace("-", "_").replace(".", "_") for name in plan["order"]}
+    for name in plan["order"]:
+        tags = plan["targets"][name]["inputs"].get("tags") or [""]
+        tag = tags[0].rsplit(":", 1)[-1]
+        lines.append(f'  {ids[name]}["{name}<br/><small>{tag}</small>"]')
+    for name in plan["order"]:
+        for ctx, parent in plan["targets"][name]["parents"].items():
+            lines.append(f"  {ids[parent]} -->|{ctx}| {ids[name]}")
+    return "\n".join(lines)
 
 
 def render_text(plan: dict[str, Any]) -> str:
@@ -176,7 +204,7 @@ def _render_github(resources: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text")
     parser.add_argument(
         "--preview", action="store_true", help="plan a `pulumi preview` instead of a `pulumi up`"
     )
@@ -189,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = to_plan(recording)
     if args.format == "json":
         print(json.dumps(plan, indent=2, sort_keys=True))
+    elif args.format == "mermaid":
+        print(render_mermaid(plan))
     else:
         print(render_text(plan))
     return 0

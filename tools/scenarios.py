@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components import cuda
+from components.settings import PIN_EXAMPLES
 from tools.bake import to_bake
 from tools.cache_report import Step, read_vertices, steps_of
 from tools.offline import ROOT, load_stack_config, run_program
@@ -74,12 +76,14 @@ def docker(
 # --- stand-ins -----------------------------------------------------------------------
 
 
-def make_wheel(dest: Path, name: str, version: str) -> Path:
-    """A minimal, valid pure-Python wheel named ``name`` at ``version``."""
+def make_wheel(dest: Path, name: str, version: str, modules: dict[str, str] | None = None) -> Path:
+    """A minimal, valid pure-Python wheel named ``name`` at ``version``; ``modules`` adds
+    files to the package (path inside it -> text)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     files = {
         f"{dist}/__init__.py": f'__version__ = "{version}"\n',
+        **{f"{dist}/{path}": text for path, text in (modules or {}).items()},
         f"{info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
             "Summary: stand-in used by comfyui-images' engine tests\n"
@@ -100,6 +104,54 @@ def make_wheel(dest: Path, name: str, version: str) -> Path:
         for path, text in files.items():
             archive.writestr(zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0)), text)
     return wheel
+
+
+TORCH_PINS = ("torch", "torchvision", "torchaudio")
+
+
+def torch_lines(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each torch index a stack config installs from ("cpu" and its CUDA lines), with the
+    torch pins it asks that index for (a line's own overrides included)."""
+    versions = config.get(f"{NS}:versions") or {}
+    pins = {name: versions.get(name, PIN_EXAMPLES[name]) for name in TORCH_PINS}
+    lines = config.get(f"{NS}:cudaLines") or {
+        cuda.wheel_tag(versions.get("cuda", PIN_EXAMPLES["cuda"])): {}
+    }
+    result = {"cpu": pins}
+    for line, spec in lines.items():
+        result[line] = {name: (spec or {}).get(name) or pins[name] for name in TORCH_PINS}
+    return result
+
+
+def make_torch_index(wheelhouse: Path, line: str, pins: dict[str, str]) -> Path:
+    """A PEP 503 index of stand-in torch, torchvision and torchaudio for one line ("cpu",
+    "cu129"), laid out like PyTorch's own under ``<wheelhouse>/index/<line>``: each pin's
+    public version with the line as local label (2.8.0+cu129.standin), and a torch whose
+    ``torch.version.cuda`` is the line's CUDA ("12.9"; None for cpu), as real builds report.
+    The stacks reach it as ``file:///wheelhouse/index/<line>`` (the wheelhouse context)."""
+    root = wheelhouse / "index" / line
+    cuda_text = "None" if line == "cpu" else repr(f"{line[2:-1]}.{line[-1]}")
+    links = []
+    for name in TORCH_PINS:
+        version = f"{pins[name].split('+', 1)[0]}+{line}.standin"
+        project = root / name
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir(parents=True)
+        modules = (
+            {
+                "__init__.py": f'from torch import version\n__version__ = "{version}"\n',
+                "version.py": f'__version__ = "{version}"\ncuda = {cuda_text}\n',
+            }
+            if name == "torch"
+            else {}
+        )
+        wheel = make_wheel(project, name, version, modules)
+        (project / "index.html").write_text(
+            f'<!DOCTYPE html><html><body><a href="{wheel.name}">{wheel.name}</a></body></html>\n'
+        )
+        links.append(f'<a href="{name}/">{name}</a>')
+    (root / "index.html").write_text(f"<!DOCTYPE html><html><body>{''.join(links)}</body></html>\n")
+    return root
 
 
 def make_comfyui_standin(dest: Path, version: str) -> None:
@@ -136,11 +188,10 @@ def prepare(config: dict[str, Any]) -> None:
     """Fresh work dir (a copy of dockerfiles/) plus every stand-in the config refers to."""
     shutil.rmtree(WORK, ignore_errors=True)
     shutil.copytree(ROOT / "dockerfiles", WORK / "dockerfiles")
-    versions = config[f"{NS}:versions"]
     wheels = WORK / "build" / "standins" / "wheelhouse"
     wheels.mkdir(parents=True)
-    for name in ("torch", "torchvision", "torchaudio"):
-        make_wheel(wheels, name, versions[name])
+    for line, pins in torch_lines(config).items():
+        make_torch_index(wheels, line, pins)
 
 
 def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
@@ -149,7 +200,7 @@ def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
     comfyui = WORK / s["comfyui"].replace("{version}", v["comfyui"])
     if not comfyui.exists():
         make_comfyui_standin(comfyui, v["comfyui"])
-    cuda_ref = f"{s['cudaImage']}:{v['cuda']}-runtime-ubuntu{v['ubuntu']}"
+    cuda_ref = f"{s['cudaImage']}:{v['cuda']}-base-ubuntu{v['ubuntu']}"
     ubuntu_ref = f"{s['ubuntuImage']}:{v['ubuntu']}"
     for ref, marker in (
         (cuda_ref, f"cuda {v['cuda']} ubuntu {v['ubuntu']}"),

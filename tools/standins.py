@@ -19,13 +19,15 @@ from typing import Any
 
 import yaml
 
+from components.settings import PIN_EXAMPLES
 from tools.offline import ROOT, load_stack_config
 from tools.scenarios import (
     NS,
     engine_from_env,
     make_comfyui_standin,
-    make_wheel,
+    make_torch_index,
     push_base_standin,
+    torch_lines,
 )
 
 OVERLAY = ROOT / "stacks" / "standins.yaml"
@@ -63,23 +65,24 @@ def make_standins(config: dict[str, Any]) -> list[str]:
     if wheelhouse := sources.get("wheelhouse"):
         wheels = ROOT / wheelhouse
         wheels.mkdir(parents=True, exist_ok=True)
-        for name in ("torch", "torchvision", "torchaudio"):
-            made.append(str(make_wheel(wheels, name, versions[name]).relative_to(ROOT)))
+        for line, pins in torch_lines(config).items():
+            made.append(str(make_torch_index(wheels, line, pins).relative_to(ROOT)))
     comfyui = sources.get("comfyui", "")
     if comfyui and "://" not in comfyui:
-        path = ROOT / comfyui.replace("{version}", versions.get("comfyui", "v0.8.1"))
+        path = ROOT / comfyui.replace("{version}", versions.get("comfyui", PIN_EXAMPLES["comfyui"]))
         if not path.exists():
-            make_comfyui_standin(path, versions.get("comfyui", "v0.8.1"))
+            make_comfyui_standin(path, versions.get("comfyui", PIN_EXAMPLES["comfyui"]))
         made.append(str(path.relative_to(ROOT)))
     engine = engine_from_env()
     if engine is not None:
-        ubuntu = versions.get("ubuntu", "24.04")
-        cuda = versions.get("cuda", "12.9.1")
-        refs = {
-            f"{sources['ubuntuImage']}:{ubuntu}": f"ubuntu {ubuntu}",
-            f"{sources['cudaImage']}:{cuda}-runtime-ubuntu{ubuntu}": f"cuda {cuda}",
-            f"{sources['cudaImage']}:{cuda}-devel-ubuntu{ubuntu}": f"cuda {cuda} devel",
-        }
+        ubuntu = versions.get("ubuntu", PIN_EXAMPLES["ubuntu"])
+        releases = [
+            (spec or {}).get("cuda") for spec in (config.get(f"{NS}:cudaLines") or {}).values()
+        ] or [versions.get("cuda", PIN_EXAMPLES["cuda"])]
+        refs = {f"{sources['ubuntuImage']}:{ubuntu}": f"ubuntu {ubuntu}"}
+        for cuda in releases:
+            refs[f"{sources['cudaImage']}:{cuda}-base-ubuntu{ubuntu}"] = f"cuda {cuda}"
+            refs[f"{sources['cudaImage']}:{cuda}-devel-ubuntu{ubuntu}"] = f"cuda {cuda} devel"
         for ref, marker in refs.items():
             loopback = ref.replace("localhost:", "127.0.0.1:", 1)
             if not _in_registry(loopback):

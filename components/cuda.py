@@ -1,0 +1,105 @@
+"""CUDA lines: what a CUDA release means for torch's index, SageAttention and the host driver.
+
+Pure facts and rules, read from their sources (late 2026) so settings, inputs and the docs
+share one copy:
+
+- PyTorch publishes one wheel index per CUDA line, named by major and minor (``cu130``,
+  ``cu126``); the build of a pin on that index reports ``torch.version.cuda`` as "13.0".
+- SageAttention's ``sageattn()`` (the pinned commit, sageattention/core.py) dispatches to
+  sm80, sm86, sm89, sm90, sm120 and sm121 and raises on anything else, so compiling for
+  10.0 costs build time for nothing. Its setup.py refuses 8.9 below CUDA 12.4, 9.0 below
+  12.3 and 12.0 below 12.8. PTX (``+PTX``) is never dispatched to either: the code checks
+  the exact architecture, so a later GPU raises instead of running JIT-compiled PTX.
+- Every nvidia/cuda image sets ``NVIDIA_REQUIRE_CUDA=cuda>=X.Y``, which refuses a host
+  whose driver is older than that CUDA release's minimum (NVIDIA's release notes, table 3).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Architectures the pinned SageAttention can dispatch to, with the CUDA each first needs
+# (nvcc support, and SageAttention's own setup.py floor).
+SAGEATTENTION_ARCHS: dict[str, tuple[int, int]] = {
+    "8.0": (12, 0),
+    "8.6": (12, 0),
+    "8.9": (12, 4),
+    "9.0": (12, 3),
+    "12.0": (12, 8),
+    "12.1": (12, 9),
+}
+
+# Minimum Linux driver of a CUDA major.minor for GeForce/RTX (no forward-compat package).
+MIN_DRIVER: dict[tuple[int, int], str] = {
+    (12, 4): "550.54.14",
+    (12, 6): "560.28.03",
+    (12, 8): "570.26",
+    (12, 9): "575.51.03",
+    (13, 0): "580.65.06",
+}
+
+_CUDA = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
+_LINE = re.compile(r"cu\d{3,4}")
+
+
+def major_minor(cuda: str) -> tuple[int, int] | None:
+    """(13, 0) for "13.0.2"; None when the text is not a CUDA version."""
+    m = _CUDA.fullmatch(cuda)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def wheel_tag(cuda: str) -> str:
+    """PyTorch's index name for a CUDA release: 13.0.2 -> cu130, 12.6.3 -> cu126."""
+    mm = major_minor(cuda)
+    if mm is None:
+        return "cu" + "".join(cuda.split(".")[:2])
+    return f"cu{mm[0]}{mm[1]}"
+
+
+def torch_cuda(cuda: str) -> str:
+    """What ``torch.version.cuda`` reports for a build of this line: 13.0.2 -> "13.0"."""
+    mm = major_minor(cuda)
+    return f"{mm[0]}.{mm[1]}" if mm else cuda
+
+
+def is_line_name(name: str) -> bool:
+    return bool(_LINE.fullmatch(name))
+
+
+def default_arch_list(cuda: str) -> str:
+    """Every architecture SageAttention dispatches to that this CUDA can compile for."""
+    mm = major_minor(cuda) or (0, 0)
+    return ";".join(arch for arch, floor in SAGEATTENTION_ARCHS.items() if mm >= floor)
+
+
+def arch_list_problem(arch_list: str, cuda: str) -> str | None:
+    """Why this TORCH_CUDA_ARCH_LIST wastes or breaks a SageAttention build on this CUDA."""
+    mm = major_minor(cuda) or (0, 0)
+    entries = arch_list.split(";")
+    if not arch_list or any(not a for a in entries):
+        return f"is empty or has an empty entry; e.g. {default_arch_list(cuda)!r}"
+    for arch in entries:
+        if arch.endswith("+PTX"):
+            return (
+                f"asks for PTX ({arch}), which SageAttention never runs (it dispatches on the "
+                f"exact architecture); drop '+PTX', e.g. {default_arch_list(cuda)!r}"
+            )
+        if arch not in SAGEATTENTION_ARCHS:
+            return (
+                f"has {arch}, which the pinned SageAttention cannot dispatch to (it supports "
+                f"{', '.join(SAGEATTENTION_ARCHS)}); e.g. {default_arch_list(cuda)!r}"
+            )
+        floor = SAGEATTENTION_ARCHS[arch]
+        if mm < floor:
+            return (
+                f"has {arch}, which needs CUDA {floor[0]}.{floor[1]} or later, but this line "
+                f"is CUDA {cuda}; e.g. {default_arch_list(cuda)!r}"
+            )
+    if len(set(entries)) != len(entries):
+        return "names an architecture twice; list each once"
+    return None
+
+
+def min_driver(cuda: str) -> str | None:
+    mm = major_minor(cuda)
+    return MIN_DRIVER.get(mm) if mm else None

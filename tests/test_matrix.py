@@ -1,0 +1,189 @@
+"""The CUDA matrix: one stack, several CUDA lines, each with its own builds, pins and refs.
+
+Runs the real ``__main__.py`` under mocks on the real prod stack file and on variations of
+it: every CUDA target is built once per line from the same line's parents, pins route per
+line, every written ref is unique, and a bad matrix is refused before any resource.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components import cuda
+from components.settings import SettingsError, StackSettings, decode_config, parse_settings
+from components.written import collisions, written_by
+from tests.conftest import NS, Evaluate, with_overrides
+from tests.test_hostile import refused
+from tests.test_pins import own_inputs
+from tools.offline import unwrap
+
+LINES = {"cu130": {"cuda": "13.0.2"}, "cu126": {"cuda": "12.6.3"}}
+CUDA_TARGETS = ("runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda")
+
+
+@pytest.fixture
+def matrix(base_config: dict[str, Any]) -> dict[str, Any]:
+    return with_overrides(
+        base_config,
+        targets=["core-cpu", "complete-cuda"],
+        cudaLines=LINES,
+        cache={"backends": ["gha", "registry"], "mode": "max"},
+    )
+
+
+def _settings(config: dict[str, Any]) -> StackSettings:
+    """The validated settings of a stack-file style config (secret objects as secrets)."""
+    secret_keys = set()
+    values = {}
+    for k, v in config.items():
+        value = v
+        if k == f"{NS}:githubSecrets":
+            secret_keys.add(k)
+            value = dict.fromkeys(v, "stand-in secret")
+        values[k] = value if isinstance(value, str) else json.dumps(value)
+    return parse_settings(decode_config(values, secret_keys))
+
+
+def test_every_cuda_target_is_built_once_per_line(
+    evaluate: Evaluate, matrix: dict[str, Any]
+) -> None:
+    images = evaluate(matrix).images()
+    expected = {"runtime-cpu", "core-cpu"} | {f"{t}-{line}" for t in CUDA_TARGETS for line in LINES}
+    assert set(images) == expected
+
+
+def test_each_line_builds_from_its_own_parents(evaluate: Evaluate, matrix: dict[str, Any]) -> None:
+    images = evaluate(matrix).images()
+    for line in LINES:
+        named = unwrap(images[f"complete-cuda-{line}"].inputs)["context"]["named"]
+        assert f"/core-cuda:v0.44.0-cu{LINES[line]['cuda']}-" in named["core"]["location"]
+        assert f"-cu{LINES[line]['cuda']}-" in named["sageattention"]["location"]
+        core = unwrap(images[f"core-cuda-{line}"].inputs)["context"]["named"]
+        assert f"/runtime-cuda:cuda{LINES[line]['cuda']}-" in core["runtime"]["location"]
+
+
+def test_line_pins_reach_only_that_line(evaluate: Evaluate, matrix: dict[str, Any]) -> None:
+    """The line's CUDA picks its base, index and expected torch CUDA; nothing crosses lines."""
+    inputs = own_inputs(evaluate(matrix))
+    for line, spec in LINES.items():
+        args = inputs[f"core-cuda-{line}"]["args"]
+        assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{line}"
+        assert args["TORCH_CUDA"] == cuda.torch_cuda(spec["cuda"])
+        base = inputs[f"runtime-cuda-{line}"]["args"]["BASE_IMAGE"]
+        assert base == f"nvidia/cuda:{spec['cuda']}-base-ubuntu24.04"
+        builder = inputs[f"sageattention-builder-{line}"]["args"]
+        assert builder["TORCH_CUDA_ARCH_LIST"] == cuda.default_arch_list(spec["cuda"])
+    assert "TORCH_CUDA" not in inputs["core-cpu"]["args"]
+
+
+@pytest.mark.parametrize(
+    ("override", "changed"),
+    [
+        ({"torch": "2.14.1"}, {"core-cuda-cu126", "sageattention-builder-cu126"}),
+        ({"torchvision": "0.29.1"}, {"core-cuda-cu126"}),
+        (
+            {"cuda": "12.6.2"},
+            # Same index and torch CUDA (12.6): core-cuda sees it through its parent's digest.
+            {"runtime-cuda-cu126", "sageattention-builder-cu126"},
+        ),
+        ({"cudaArchList": "8.0;8.6"}, {"sageattention-builder-cu126"}),
+    ],
+)
+def test_a_line_override_reaches_exactly_that_lines_builds(
+    evaluate: Evaluate, matrix: dict[str, Any], override: dict[str, str], changed: set[str]
+) -> None:
+    baseline = own_inputs(evaluate(matrix))
+    lines = {**LINES, "cu126": {**LINES["cu126"], **override}}
+    bumped = own_inputs(evaluate(with_overrides(matrix, cudaLines=lines)))
+    assert {n for n in baseline if baseline[n] != bumped[n]} == changed
+
+
+def test_prod_stack_plans_the_matrix_with_every_ref_unique(
+    stack_config: Any, evaluate: Evaluate
+) -> None:
+    config = stack_config("prod")
+    settings = _settings(config)
+    assert set(settings.lines) == {"cu130", "cu126"}
+    written = written_by(settings, "prod")
+    assert collisions(written) == []
+    refs = [w.ref for w in written]
+    assert len(refs) == len(set(refs))
+    images = evaluate(config, stack="prod").images()
+    assert len(images) == 2 + 2 * len(CUDA_TARGETS)
+    for line in ("cu130", "cu126"):
+        tags = unwrap(images[f"core-cuda-{line}"].inputs)["tags"]
+        assert tags[1] == f"ghcr.io/acme/comfyui/core-cuda:latest-{line}"
+
+
+def test_a_single_line_stack_keeps_plain_names(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    images = evaluate(with_overrides(base_config, targets=["core-cuda"])).images()
+    assert set(images) == {"runtime-cuda", "core-cuda"}
+    tags = unwrap(images["core-cuda"].inputs)["tags"]
+    assert tags[1].endswith(":latest")
+
+
+def test_moving_tags_never_collide_across_lines(matrix: dict[str, Any]) -> None:
+    """Without the per-line moving tag, both lines would push latest: the collision check
+    must see that (it is what keeps the suffix honest)."""
+    settings = _settings(matrix)
+    assert collisions(written_by(settings, "test")) == []
+    tags = [w.ref for w in written_by(settings, "test") if w.kind == "tag"]
+    assert sum(t.endswith(":latest") for t in tags) == 2  # runtime-cpu and core-cpu only
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ({"cudaLines": {"cu129": {"cuda": "13.0.2"}}}, "name the line after its index: cu130"),
+        ({"cudaLines": {"cu130": {"cuda": "13"}}}, "is not a CUDA release"),
+        ({"cudaLines": {"cu130": {"cuda": "13.0.2", "cudaArchList": "10.0"}}}, "cannot dispatch"),
+        (
+            {"cudaLines": {"cu130": {"cuda": "13.0.2", "cudaArchList": "9.0;12.0+PTX"}}},
+            "asks for PTX",
+        ),
+        (
+            {"cudaLines": {"cu126": {"cuda": "12.6.3", "cudaArchList": "9.0;12.0"}}},
+            "needs CUDA 12.8",
+        ),
+        ({"cudaLines": LINES, "versions": {"cuda": "13.0.2"}}, "remove versions.cuda"),
+        ({"cudaLines": LINES, "cudaArchList": "9.0"}, "set cudaArchList per line"),
+        (
+            {"cudaLines": LINES, "sources": {"torchIndexCuda": "https://m.test/whl/cu130"}},
+            "no {line} placeholder",
+        ),
+        ({"cudaLines": LINES, "cacheThresholds": {"core-cuda": 0.5}}, "core-cuda-cu130"),
+        ({"cudaLines": None, "cudaArchList": "8.0;8.6;8.9;9.0;10.0;12.0"}, "cannot dispatch"),
+        ({"sources": {"torchIndexCpu": ""}}, "torch installs only from its own index"),
+    ],
+)
+def test_a_bad_matrix_is_refused_before_any_resource(
+    evaluate: Evaluate, matrix: dict[str, Any], override: dict[str, Any], fragment: str
+) -> None:
+    message = refused(evaluate, with_overrides(matrix, **override))
+    assert fragment in message
+    assert f"{NS}:" in message
+
+
+def test_default_arch_lists_follow_sageattention_and_cuda() -> None:
+    assert cuda.default_arch_list("13.0.2") == "8.0;8.6;8.9;9.0;12.0;12.1"
+    assert cuda.default_arch_list("12.6.3") == "8.0;8.6;8.9;9.0"
+    for release in ("12.6.3", "12.8.1", "12.9.1", "13.0.2"):
+        assert cuda.arch_list_problem(cuda.default_arch_list(release), release) is None
+
+
+def test_every_documented_line_has_a_minimum_driver() -> None:
+    for release in ("13.0.2", "12.6.3"):
+        assert cuda.min_driver(release), release
+    with pytest.raises(SettingsError):
+        parse_settings(
+            {
+                "registry": {"address": "r.test", "namespace": "n"},
+                "targets": ["core-cuda"],
+                "cudaLines": {"cu126": {"cuda": "12.6.3", "cudaArchList": "12.0"}},
+            }
+        )
