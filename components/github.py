@@ -53,7 +53,7 @@ DEPLOYMENT_BRANCH_POLICY: github.RepositoryEnvironmentDeploymentBranchPolicyArgs
 
 
 def environment_variables(settings: StackSettings) -> dict[str, str]:
-    """The environment's plain variables: registry and cache from the stack, then extras.
+    """The environment's plain variables: registry, cache and CUDA lines, then extras.
 
     GitHub refuses empty variable values, so "no cache backends" is written as ``none``.
     """
@@ -62,6 +62,8 @@ def environment_variables(settings: StackSettings) -> dict[str, str]:
         "REGISTRY_ADDRESS": settings.registry.address,
         "REGISTRY_NAMESPACE": settings.registry.namespace,
         "CACHE_BACKENDS": ",".join(settings.backend_names) or "none",
+        # The stack's CUDA lines (cu130,cu126), e.g. for a deploy job's matrix of tags.
+        "CUDA_LINES": ",".join(settings.lines),
     }
     return generated | dict(settings.github.variables)
 

@@ -270,6 +270,7 @@ def test_prod_stack_github_resources_names_and_inputs(
             (VARIABLE, "github-variable-REGISTRY_ADDRESS"),
             (VARIABLE, "github-variable-REGISTRY_NAMESPACE"),
             (VARIABLE, "github-variable-CACHE_BACKENDS"),
+            (VARIABLE, "github-variable-CUDA_LINES"),
         ]
     )
     wanted = config[f"{NS}:github"]
@@ -291,6 +292,7 @@ def test_prod_stack_github_resources_names_and_inputs(
         "REGISTRY_ADDRESS": registry["address"],
         "REGISTRY_NAMESPACE": registry["namespace"],
         "CACHE_BACKENDS": ",".join(config[f"{NS}:cache"]["backends"]),
+        "CUDA_LINES": ",".join(config[f"{NS}:cudaLines"]),
     }
     (secret,) = recording.of_type(SECRET)
     assert unwrap(secret.inputs)["secretName"] == "GH_ADMIN_TOKEN"
