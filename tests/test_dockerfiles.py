@@ -871,3 +871,32 @@ def test_entrypoint_refuses_unwritable_data(tmp_path: Path) -> None:
     result = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "not writable" in result.stderr
+
+
+@pytest.mark.parametrize("path", TORCH_DOCKERFILES)
+@pytest.mark.parametrize(
+    ("built_for", "line_wants", "passes"),
+    [(None, "", True), ("12.9", "12.9", True), ("13.0", "", False), (None, "13.0", False)],
+)
+def test_torch_cuda_check_runs_and_refuses_the_wrong_build(
+    path: str, built_for: str | None, line_wants: str, passes: bool, tmp_path: Path
+) -> None:
+    """The check itself, taken from the Dockerfile and run on this Python (3.11, as the
+    stand-in bases have) against a torch that reports ``built_for``."""
+    (run,) = [c for s in parse(path).stages for c in s.commands if references(c, "TORCH_INDEX_URL")]
+    found = re.search(r"python -c '([^']*)' \"\$\{TORCH_CUDA\}\"", " ".join(run.value))
+    assert found, f"{path}: no python -c check of TORCH_CUDA"
+    package = tmp_path / "torch"
+    package.mkdir()
+    (package / "__init__.py").write_text('from torch import version\n__version__ = "2.8.0"\n')
+    (package / "version.py").write_text(f"cuda = {built_for!r}\n")
+    result = subprocess.run(
+        [sys.executable, "-c", found[1], line_wants],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode == 0) is passes, result.stderr
+    if not passes:
+        assert "check TORCH_INDEX_URL" in result.stderr
