@@ -324,6 +324,17 @@ def test_write_keeps_quotes_and_quotes_what_yaml_would_not_read_as_text(
     assert pins(prod)["comfyCli"] == "1.24"
 
 
+def test_a_comfyui_commit_pin_is_shown_but_never_replaced_by_a_tag(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    set_pins(prod, **{**NEWEST, "comfyui": commit})
+    code, out, _ = run(prod, answers, "--write", capsys=capsys)
+    assert code == releases.EXIT_CURRENT
+    assert f"| `comfyui` | {commit} | v0.44.0 (not compared) |" in out
+    assert pins(prod)["comfyui"] == commit
+
+
 def test_nothing_new_exits_0_and_leaves_the_file_alone(
     prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -469,18 +480,17 @@ def test_the_chosen_trio_is_never_older_than_the_pins_and_is_compatible(
     trio = releases.choose_trio(pins_, available, fits)
     for name in releases.TRIO:
         assert getattr(trio, name) >= getattr(pins_, name)
-    if trio == pins_:
-        return
-    assert fits("torchvision", trio.torchvision, trio.torch)
-    assert fits("torchaudio", trio.torchaudio, trio.torch)
-    for torch in available["torch"]:
-        if torch > trio.torch:
-            assert not any(
-                fits("torchvision", v, torch)
-                for v in available["torchvision"]
-                if v >= pins_.torchvision
-            ) or not any(
-                fits("torchaudio", a, torch)
-                for a in available["torchaudio"]
-                if a >= pins_.torchaudio
-            )
+
+    def both_fit(torch: Version) -> bool:
+        return any(
+            fits("torchvision", v, torch)
+            for v in available["torchvision"]
+            if v >= pins_.torchvision
+        ) and any(
+            fits("torchaudio", a, torch) for a in available["torchaudio"] if a >= pins_.torchaudio
+        )
+
+    assert not any(both_fit(t) for t in available["torch"] if t > trio.torch), "a newer one fits"
+    if trio != pins_:
+        assert fits("torchvision", trio.torchvision, trio.torch)
+        assert fits("torchaudio", trio.torchaudio, trio.torch)
