@@ -195,6 +195,9 @@ def test_requirement_markers_are_read_for_linux_and_the_stack_python() -> None:
     assert releases.accepts(reqs, Version("2.10.0"), "3.12")
     assert not releases.accepts(reqs, Version("2.9.0"), "3.12")
     assert not releases.accepts(reqs, Version("2.10.0"), "3.11"), "no requirement applies"
+    arm = [releases.Requirement('torch==2.11.0; platform_machine == "aarch64"')]
+    assert releases.accepts(arm, Version("2.11.0"), "3.12", "aarch64")
+    assert not releases.accepts(arm, Version("2.11.0"), "3.12", "x86_64")
 
 
 def test_metadata_is_read_from_the_wheel_when_the_index_serves_none(answers: Answers) -> None:

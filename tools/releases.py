@@ -91,6 +91,7 @@ _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+")
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 # Where a Requires-Dist marker is evaluated: the images are Linux, and the stack's Python.
 _LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "extra": ""}
+_MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 
 class FetchError(Exception):
@@ -307,9 +308,17 @@ def _wheel_metadata(data: bytes, filename: str) -> str:
         return wheel.read(names[0]).decode("utf-8", "replace")
 
 
-def accepts(requirements: Iterable[Requirement], torch: Version, python: str) -> bool:
-    """Whether a release's requirements name torch and allow this torch version."""
-    environment = {**_LINUX, "python_version": python, "python_full_version": f"{python}.0"}
+def accepts(
+    requirements: Iterable[Requirement], torch: Version, python: str, machine: str = "x86_64"
+) -> bool:
+    """Whether a release's requirements name torch and allow this torch version, with markers
+    read for the image (Linux, the stack's Python and platform), not for this machine."""
+    environment = {
+        **_LINUX,
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "platform_machine": machine,
+    }
     wanted = [
         r
         for r in requirements
@@ -539,8 +548,10 @@ def check(
     else:
         available = {name: list(index.releases(name)) for name in TRIO}
 
+        python, machine = settings.versions.python, _MACHINES[settings.platform]
+
         def fits(package: str, release: Version, torch: Version) -> bool:
-            return accepts(index.requires(package, release), torch, settings.versions.python)
+            return accepts(index.requires(package, release), torch, python, machine)
 
         trio = choose_trio(pinned_trio, available, fits)
         for name in TRIO:
