@@ -29,12 +29,17 @@ COMPONENT = "comfyui:github:GithubEnvironment"
 GITHUB_TYPES = {PROVIDER, ENVIRONMENT, SECRET, VARIABLE, COMPONENT}
 
 GITHUB = {"owner": "acme", "repository": "comfyui", "environment": "prod"}
-ADMIN = {"GH_ADMIN_TOKEN": {"secure": "v1:ciphertext"}}
+# The environment secrets the real workflows read in `prod`: the deploy job's admin token and
+# the release-tracking job's token.
+PROD_SECRETS = {
+    "GH_ADMIN_TOKEN": {"secure": "v1:ciphertext"},
+    "GH_RELEASE_TOKEN": {"secure": "v1:ciphertext"},
+}
 
 
 def github_config(base: dict[str, Any], **github: Any) -> dict[str, Any]:
-    """``base`` plus a github object (GITHUB overridden by ``github``) and the admin secret."""
-    return with_overrides(base, github={**GITHUB, **github}, githubSecrets=ADMIN)
+    """``base`` plus a github object (GITHUB overridden by ``github``) and the prod secrets."""
+    return with_overrides(base, github={**GITHUB, **github}, githubSecrets=PROD_SECRETS)
 
 
 def github_resources(recording: Recording) -> list[Resource]:
@@ -110,13 +115,19 @@ def test_secret_references_in_both_syntaxes_anywhere_in_a_job() -> None:
     assert refs == {"IN_IF", "INDEXED", "LOWER", "SPACED"}
 
 
-def test_real_workflows_need_exactly_the_admin_token() -> None:
+def test_real_workflows_need_exactly_the_admin_and_release_tokens() -> None:
     wanted = workflows.workflow_secrets("prod")
-    assert list(wanted.needed) == ["GH_ADMIN_TOKEN"], (
-        "the deploy job's own secrets; backend credentials are repository secrets because "
-        "the PR preview (no environment) reads them too"
+    assert wanted.needed == {
+        "GH_ADMIN_TOKEN": [".github/workflows/deploy.yml (job deploy)"],
+        "GH_RELEASE_TOKEN": [".github/workflows/track-releases.yml (job pull-request)"],
+    }, (
+        "the deploy job's and the release PR job's own secrets; backend credentials are "
+        "repository secrets because the PR preview (no environment) reads them too"
     )
-    assert wanted.jobs == [".github/workflows/deploy.yml (job deploy)"]
+    assert wanted.jobs == [
+        ".github/workflows/deploy.yml (job deploy)",
+        ".github/workflows/track-releases.yml (job pull-request)",
+    ]
 
 
 # --- settings: rules that fail before anything is registered -------------------------------
@@ -151,68 +162,73 @@ def test_required_secrets_follow_the_workflow_files(
         evaluate(github_config(base_config))
     assert "GH_ADMIN_TOKEN" not in str(info.value), "only the missing one is named"
     config = github_config(base_config)
-    config[f"{NS}:githubSecrets"] = {**ADMIN, "HF_TOKEN": {"secure": "v1:x"}}
-    assert len(evaluate(config).of_type(SECRET)) == 2
+    config[f"{NS}:githubSecrets"] = {**PROD_SECRETS, "HF_TOKEN": {"secure": "v1:x"}}
+    assert len(evaluate(config).of_type(SECRET)) == 3
 
 
 def test_lowercase_secret_name_satisfies_the_workflow(
     evaluate: Evaluate, base_config: dict[str, Any]
 ) -> None:
     config = with_overrides(
-        base_config, github=GITHUB, githubSecrets={"gh_admin_token": {"secure": "v1:x"}}
+        base_config,
+        github=GITHUB,
+        githubSecrets={k.lower(): {"secure": "v1:x"} for k in PROD_SECRETS},
     )
-    assert len(evaluate(config).of_type(SECRET)) == 1, "GitHub secret names ignore case"
+    assert len(evaluate(config).of_type(SECRET)) == 2, "GitHub secret names ignore case"
 
 
 @pytest.mark.parametrize(
     ("override", "fragments"),
     [
         (
-            {"githubSecrets": ADMIN},
+            {"githubSecrets": PROD_SECRETS},
             [f"{NS}:githubSecrets sets GH_ADMIN_TOKEN", f"{NS}:github is not set"],
         ),
         (
-            {"github": GITHUB, "githubSecrets": {**ADMIN, "GITHUB_X": {"secure": "v1:x"}}},
+            {"github": GITHUB, "githubSecrets": {**PROD_SECRETS, "GITHUB_X": {"secure": "v1:x"}}},
             [f"{NS}:githubSecrets.GITHUB_X", "must not start with GITHUB_", "config rm --path"],
         ),
         (
-            {"github": GITHUB, "githubSecrets": {**ADMIN, "1BAD": {"secure": "v1:x"}}},
+            {"github": GITHUB, "githubSecrets": {**PROD_SECRETS, "1BAD": {"secure": "v1:x"}}},
             [f"{NS}:githubSecrets.1BAD", "not start with a digit"],
         ),
         (
-            {"github": {**GITHUB, "repository": "acme/comfyui"}, "githubSecrets": ADMIN},
+            {"github": {**GITHUB, "repository": "acme/comfyui"}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.repository", "bare repository name", "owner: acme"],
         ),
         (
-            {"github": {**GITHUB, "owner": "not an owner"}, "githubSecrets": ADMIN},
+            {"github": {**GITHUB, "owner": "not an owner"}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.owner", "GitHub user or organization"],
         ),
         (
-            {"github": {**GITHUB, "reviewers": {"octocat": 0}}, "githubSecrets": ADMIN},
+            {"github": {**GITHUB, "reviewers": {"octocat": 0}}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.reviewers", "'octocat' has id 0", "gh api users/octocat --jq .id"],
         ),
         (
             {
                 "github": {**GITHUB, "reviewers": {f"u{i}": i + 1 for i in range(5)}}
                 | {"reviewerTeams": {"t1": 1, "t2": 2}},
-                "githubSecrets": ADMIN,
+                "githubSecrets": PROD_SECRETS,
             },
             [f"{NS}:github", "7 reviewers", "at most 6"],
         ),
         (
-            {"github": {**GITHUB, "variables": {"REGISTRY_ADDRESS": "x"}}, "githubSecrets": ADMIN},
+            {
+                "github": {**GITHUB, "variables": {"REGISTRY_ADDRESS": "x"}},
+                "githubSecrets": PROD_SECRETS,
+            },
             [f"{NS}:github.variables", "'REGISTRY_ADDRESS'", "registry/cache settings"],
         ),
         (
-            {"github": {**GITHUB, "variables": {"GITHUB_SHA": "x"}}, "githubSecrets": ADMIN},
+            {"github": {**GITHUB, "variables": {"GITHUB_SHA": "x"}}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.variables", "'GITHUB_SHA'", "GITHUB_"],
         ),
         (
-            {"github": {**GITHUB, "requiredSecrets": ["X"]}, "githubSecrets": ADMIN},
+            {"github": {**GITHUB, "requiredSecrets": ["X"]}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.requiredSecrets", "unknown key"],
         ),
         (
-            {"github": {"owner": "acme", "repository": "comfyui"}, "githubSecrets": ADMIN},
+            {"github": {"owner": "acme", "repository": "comfyui"}, "githubSecrets": PROD_SECRETS},
             [f"{NS}:github.environment", "required"],
         ),
     ],
@@ -267,6 +283,7 @@ def test_prod_stack_github_resources_names_and_inputs(
             (PROVIDER, "github-provider"),
             (ENVIRONMENT, "github-environment"),
             (SECRET, "github-secret-GH_ADMIN_TOKEN"),
+            (SECRET, "github-secret-GH_RELEASE_TOKEN"),
             (VARIABLE, "github-variable-REGISTRY_ADDRESS"),
             (VARIABLE, "github-variable-REGISTRY_NAMESPACE"),
             (VARIABLE, "github-variable-CACHE_BACKENDS"),
@@ -294,9 +311,9 @@ def test_prod_stack_github_resources_names_and_inputs(
         "CACHE_BACKENDS": ",".join(config[f"{NS}:cache"]["backends"]),
         "CUDA_LINES": ",".join(config[f"{NS}:cudaLines"]),
     }
-    (secret,) = recording.of_type(SECRET)
-    assert unwrap(secret.inputs)["secretName"] == "GH_ADMIN_TOKEN"
-    assert unwrap(secret.inputs)["repository"] == wanted["repository"]
+    secrets = {unwrap(r.inputs)["secretName"]: unwrap(r.inputs) for r in recording.of_type(SECRET)}
+    assert set(secrets) == {"GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN"}
+    assert {s["repository"] for s in secrets.values()} == {wanted["repository"]}
 
 
 def test_secrets_and_variables_depend_on_the_environment_and_share_the_component(
@@ -332,13 +349,13 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
     monkeypatch.setattr(workflows, "WORKFLOWS_DIR", tmp_path)
     config = github_config(base_config)
     config[f"{NS}:githubSecrets"] = {
-        **ADMIN,
+        **PROD_SECRETS,
         "HF_TOKEN": {"secure": "v1:a"},
         "PIN": {"secure": "v1:b"},
     }
     recording = evaluate(config)
     secrets = {unwrap(r.inputs)["secretName"]: r for r in recording.of_type(SECRET)}
-    assert set(secrets) == {"GH_ADMIN_TOKEN", "HF_TOKEN", "PIN"}
+    assert set(secrets) == {"GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN", "HF_TOKEN", "PIN"}
     for name, resource in secrets.items():
         assert is_secret(resource.inputs["value"]), f"{name}: value is not a secret input"
         assert unwrap(resource.inputs["value"]) == SECRET_PLACEHOLDER
@@ -353,7 +370,12 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
     # Stack exports never reach a mock monitor; they are captured where __main__ makes them.
     exported = json.dumps(exports["github"])  # plain data only: names, never Outputs
     assert SECRET_PLACEHOLDER not in exported
-    assert json.loads(exported)["secrets"] == ["GH_ADMIN_TOKEN", "HF_TOKEN", "PIN"]
+    assert json.loads(exported)["secrets"] == [
+        "GH_ADMIN_TOKEN",
+        "GH_RELEASE_TOKEN",
+        "HF_TOKEN",
+        "PIN",
+    ]
 
 
 def test_reviewers_are_sent_as_sorted_numeric_ids(
@@ -418,8 +440,9 @@ def test_preview_registers_the_same_github_resources(evaluate: Evaluate, stack_c
     assert sorted(r.name for r in github_resources(preview)) == sorted(
         r.name for r in github_resources(up)
     )
-    (secret,) = preview.of_type(SECRET)
-    assert is_secret(secret.inputs["value"])
+    assert preview.of_type(SECRET)
+    for secret in preview.of_type(SECRET):
+        assert is_secret(secret.inputs["value"])
 
 
 def test_unused_environment_warns(

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from components import workflows as gh
+from tools import releases
 from tools.offline import ROOT, load_stack_config
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -253,6 +254,29 @@ def problems_secret_scope(flows: dict[str, Workflow]) -> list[str]:
     return problems
 
 
+# `gh` commands that make events other workflows should react to (a pushed branch, a PR).
+GH_PR_WRITE = re.compile(r"\bgh\s+pr\s+(?:create|edit)\b")
+
+
+def problems_pr_token(flows: dict[str, Workflow]) -> list[str]:
+    """A PR opened with GITHUB_TOKEN starts none of its workflows (no tests, plan or preview),
+    so a step that opens or edits one must hand `gh` another token."""
+    problems = []
+    for wf in flows.values():
+        for job_id, job in wf.jobs.items():
+            for s in steps(job):
+                if not GH_PR_WRITE.search(str(s.get("run", ""))):
+                    continue
+                token = str((s.get("env") or {}).get("GH_TOKEN", ""))
+                refs = gh.secret_references(token)
+                if not refs or refs & gh.BUILTIN_SECRETS or "github.token" in token:
+                    problems.append(
+                        f"{wf.name} job {job_id}: `gh pr` runs with {token or 'no GH_TOKEN'}; "
+                        "a PR made with GITHUB_TOKEN triggers no workflow, use a secret token"
+                    )
+    return problems
+
+
 INVARIANTS = [
     problems_runtime_before_pulumi,
     problems_permissions,
@@ -262,13 +286,14 @@ INVARIANTS = [
     problems_forks,
     problems_deploy_concurrency,
     problems_secret_scope,
+    problems_pr_token,
 ]
 
 
 @pytest.fixture(scope="module")
 def flows() -> dict[str, Workflow]:
     found = load()
-    assert set(found) == {"pull-request.yml", "deploy.yml"}, sorted(found)
+    assert set(found) == {"pull-request.yml", "deploy.yml", "track-releases.yml"}, sorted(found)
     return found
 
 
@@ -366,6 +391,22 @@ def _secret_in_job_env(flows: dict[str, Workflow]) -> None:
     _job(flows, "deploy.yml", "deploy")["env"] = {"T": "${{ secrets.GH_ADMIN_TOKEN }}"}
 
 
+def _release_pr_with_github_token(flows: dict[str, Workflow]) -> None:
+    job = _job(flows, "track-releases.yml", "pull-request")
+    step = next(s for s in job["steps"] if "gh pr create" in str(s.get("run")))
+    step["env"]["GH_TOKEN"] = "${{ secrets.GITHUB_TOKEN }}"
+
+
+def _release_pr_with_github_token_context(flows: dict[str, Workflow]) -> None:
+    job = _job(flows, "track-releases.yml", "pull-request")
+    step = next(s for s in job["steps"] if "gh pr create" in str(s.get("run")))
+    step["env"]["GH_TOKEN"] = "${{ github.token }}"
+
+
+def _contents_write_on_release_check(flows: dict[str, Workflow]) -> None:
+    _job(flows, "track-releases.yml", "check")["permissions"]["contents"] = "write"
+
+
 MUTATIONS = [
     (_move_runtime_after_pulumi, problems_runtime_before_pulumi, RUNTIME_ACTION),
     (_drop_buildx, problems_runtime_before_pulumi, BUILDX_ACTION),
@@ -385,6 +426,9 @@ MUTATIONS = [
     (_no_deploy_concurrency, problems_deploy_concurrency, "needs a concurrency group"),
     (_per_run_group, problems_deploy_concurrency, "one fixed name"),
     (_secret_in_job_env, problems_secret_scope, "job-level env"),
+    (_release_pr_with_github_token, problems_pr_token, "triggers no workflow"),
+    (_release_pr_with_github_token_context, problems_pr_token, "triggers no workflow"),
+    (_contents_write_on_release_check, problems_permissions, "contents: write"),
 ]
 
 
@@ -494,6 +538,46 @@ def test_pulumi_steps_use_a_persistent_backend_and_the_pinned_cli(
             assert s["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
         guard = "\n".join(str(s.get("run", "")) for s in steps(job))
         assert "file://*)" in guard, f"{wf} {job_id}: must refuse a file:// backend on a runner"
+
+
+def test_release_tracking_checks_weekly_and_opens_the_pr_with_the_release_token(
+    flows: dict[str, Workflow],
+) -> None:
+    wf = flows["track-releases.yml"]
+    assert set(wf.triggers) == {"schedule", "workflow_dispatch"}
+    assert wf.triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "1"], "weekly"
+    check, pr = wf.jobs["check"], wf.jobs["pull-request"]
+    assert check["permissions"] == {"contents": "read"}
+    assert gh.secret_references(check) <= gh.BUILTIN_SECRETS, "the check holds no secret"
+    assert gh.job_environment(check) is None
+    (track,) = [s for s in steps(check) if "scripts/track-releases" in str(s.get("run"))]
+    assert "--stack prod" in track["run"]
+    assert "--write" not in track["run"]
+    assert f'{releases.EXIT_BUMPS}) echo "bumps=true"' in track["run"]
+    assert f'{releases.EXIT_CURRENT}) echo "bumps=false"' in track["run"]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in track["run"]
+
+    assert pr["needs"] == "check"
+    assert "needs.check.outputs.bumps == 'true'" in pr["if"]
+    assert "github.ref_name == github.event.repository.default_branch" in pr["if"]
+    prod_github = load_stack_config("prod")["comfyui-images:github"]
+    assert gh.job_environment(pr) == prod_github["environment"]
+    assert pr["environment"]["deployment"] is False, "no deployment record for a PR"
+    assert pr["permissions"] == {"contents": "read"}, "the release token writes, not the job's"
+    (bump,) = [s for s in steps(pr) if s.get("id") == "bump"]
+    assert "--stack prod --write" in bump["run"]
+    (publish,) = [s for s in steps(pr) if GH_PR_WRITE.search(str(s.get("run", "")))]
+    assert publish["env"]["GH_TOKEN"] == "${{ secrets.GH_RELEASE_TOKEN }}"
+    for command in ("gh pr create", "gh pr edit", "push --force", "gh auth git-credential"):
+        assert command in publish["run"], command
+    assert publish["run"].count('--body-file "$RUNNER_TEMP/summary.md"') == 2
+    readers = [
+        (name, job_id)
+        for name, flow in flows.items()
+        for job_id, job in flow.jobs.items()
+        if "GH_RELEASE_TOKEN" in gh.secret_references(job)
+    ]
+    assert readers == [("track-releases.yml", "pull-request")]
 
 
 def test_cache_report_is_optional_and_never_fails_the_deploy(flows: dict[str, Workflow]) -> None:
