@@ -38,6 +38,9 @@ MIN_DRIVER: dict[tuple[int, int], str] = {
     (13, 0): "580.65.06",
 }
 
+# The oldest CUDA a line may have: SageAttention's setup.py refuses anything older.
+OLDEST = (12, 0)
+
 _CUDA = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 _LINE = re.compile(r"cu\d{3,4}")
 

@@ -221,6 +221,11 @@ def check_pin(v: Any, name: str) -> Any:
         raise ValueError(f"is not a version; write it like {example!r}")
     if name == "cuda" and cuda.major_minor(v) is None:
         raise ValueError(f"is not a CUDA release; write it like {example!r}")
+    if name == "cuda" and (cuda.major_minor(v) or (0, 0)) < cuda.OLDEST:
+        raise ValueError(
+            f"is older than CUDA {cuda.OLDEST[0]}.{cuda.OLDEST[1]}, the oldest SageAttention "
+            f"builds for; write e.g. {example!r}"
+        )
     if name in GIT_PINS and _SHORT_COMMIT.fullmatch(v):
         raise ValueError(
             "looks like a short commit; BuildKit git contexts need a tag or the full "

@@ -60,9 +60,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from components.catalog import TARGETS
-from components.graph import selected_with_parents
-from components.inputs import resolve
+from components.inputs import for_target
+from components.matrix import Build, builds
 from components.refs import redact_credentials
 from components.settings import (
     KNOWN_KEYS,
@@ -479,27 +478,27 @@ class StackFile:
 
 
 def rebuilt_targets(settings: StackSettings, bumps: Mapping[str, str]) -> dict[str, list[str]]:
-    """Targets of the stack a bump rebuilds: ``{"direct": [...], "descendants": [...]}``.
+    """Builds of the stack a bump rebuilds: ``{"direct": [...], "descendants": [...]}``.
 
-    Direct: a build arg or source context (``components/catalog.py``) reads an input that
-    ``components/inputs.py`` resolves differently after the bump. Descendants: targets with
-    a direct one among their ancestors (``components/graph.py``), rebuilt through the
-    parent's new digest.
+    Direct: a build's own build args or source contexts (``components/catalog.py``, resolved
+    per CUDA line by ``components/matrix.py``) differ after the bump; a line that overrides
+    a bumped torch pin keeps its own. Descendants: builds with a direct one among their
+    ancestors, rebuilt through the parent's new digest.
     """
     bumped = settings.model_copy(update={"versions": settings.versions.model_copy(update=bumps)})
-    before, after = resolve(settings), resolve(bumped)
-    changed = {k for k in before if before[k] != after[k]}
-    order = settings.build_order
-    direct = [
-        name
-        for name in order
-        if changed & {*TARGETS[name].args.values(), *TARGETS[name].sources.values()}
-    ]
-    descendants = [
-        name
-        for name in order
-        if name not in direct and set(selected_with_parents([name])) & set(direct)
-    ]
+    before, after = builds(settings), builds(bumped)
+
+    def own(build: Build) -> tuple[Mapping[str, str], Mapping[str, str]]:
+        resolved = for_target(build.target, build.settings)
+        return resolved.build_args, resolved.source_contexts
+
+    direct = [name for name in before if own(before[name]) != own(after[name])]
+
+    def ancestors(name: str) -> set[str]:
+        parents = set(before[name].parents.values())
+        return parents.union(*(ancestors(p) for p in parents))
+
+    descendants = [n for n in before if n not in direct and ancestors(n) & set(direct)]
     return {"direct": direct, "descendants": descendants}
 
 
