@@ -136,6 +136,7 @@ def test_fresh_volume_is_seeded_and_comfyui_reports_healthy(server: str) -> None
 def test_node_dependencies_land_on_the_volume_and_torch_stays(
     image: str, server: str, volume: str, tmp_path: Path
 ) -> None:
+    assert wait_healthy(server) == "healthy"  # the entrypoint has made /data/venv by then
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     make_wheel(wheels, "standin-node-dep", "1.0.0")
