@@ -1164,6 +1164,9 @@ def test_entrypoint_hands_data_to_puid_and_drops_root(box: Box) -> None:
     setpriv.write_text('#!/bin/sh\necho "setpriv $*"\n')
     setpriv.chmod(0o755)
     (box.data / "models").mkdir()
+    (box.data / "models" / "model.safetensors").write_text("")
+    (box.data / "venv" / "bin").mkdir(parents=True)
+    (box.data / "venv" / "bin" / "pip").write_text("")
     result = box.run("--cpu", PUID="1234", PGID="2345")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -1175,8 +1178,10 @@ def test_entrypoint_hands_data_to_puid_and_drops_root(box: Box) -> None:
         str(box.script),
         "--cpu",
     ]
-    for path in (box.data, box.data / "models"):
+    for path in (box.data, box.data / "models", box.data / "venv" / "bin" / "pip"):
         assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
+    model = box.data / "models" / "model.safetensors"
+    assert model.stat().st_uid == 0, "a models library is not chowned file by file"
     refused = box.run(PUID="comfy")
     assert refused.returncode == 64
     assert "PUID must be a number" in refused.stderr
@@ -1196,3 +1201,22 @@ def test_entrypoint_makes_a_venv_on_data_that_sees_the_base_packages(box: Box) -
     assert result.stdout.strip() == str(box.data / "venv"), "python must be the venv's"
     again = box.run("sh", "-c", "true", COMFYUI_BASE_PYTHON=str(base))
     assert "creating" not in again.stderr, "an existing venv must be kept"
+
+
+def test_entrypoint_sets_aside_a_venv_of_another_python(box: Box) -> None:
+    stale = box.data / "venv" / "bin"
+    stale.mkdir(parents=True)
+    (stale / "python").write_text("#!/bin/sh\necho 3.0\n")
+    (stale / "python").chmod(0o755)
+    result = box.run("sh", "-c", "true", COMFYUI_BASE_PYTHON=sys.executable)
+    assert result.returncode == 0, result.stderr
+    assert "is not a Python" in result.stderr, result.stderr
+    aside = [p.name for p in box.data.iterdir() if p.name.startswith("venv.before-python")]
+    assert len(aside) == 1, list(box.data.iterdir())
+    made = subprocess.run(
+        [str(box.data / "venv" / "bin" / "python"), "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.stdout.strip() == str(box.data / "venv"), made.stderr

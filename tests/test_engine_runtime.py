@@ -72,7 +72,8 @@ def image() -> str:
 
 def run(image: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``docker run --rm`` of the image; ``args`` are docker run options, then the image's."""
-    return docker("run", "--rm", *args[: args.index("--")], image, *args[args.index("--") + 1 :])
+    split = args.index("--")
+    return docker("run", "--rm", *args[:split], image, *args[split + 1 :], check=False)
 
 
 @pytest.fixture
@@ -235,3 +236,32 @@ def test_read_only_data_warns_and_continues(image: str, volume: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "continued\n"
     assert "WARNING: /data is not writable" in result.stderr
+
+
+def test_volume_hook_extra_paths_and_custom_nodes_are_used(image: str, volume: str) -> None:
+    prepare_volume = (
+        "printf 'shared:\\n  checkpoints: /data/shared/checkpoints\\n'"
+        " > /data/extra_model_paths.yaml"
+        " && printf 'echo hook ran as $(id -u)\\n' > /data/pre-start.sh"
+        " && mkdir -p /data/custom_nodes/my_node"
+        " && echo 'NODE_CLASS_MAPPINGS = {}' > /data/custom_nodes/my_node/__init__.py"
+    )
+    prepared = run(image, "--volume", f"{volume}:/data", "--", "sh", "-c", prepare_volume)
+    assert prepared.returncode == 0, prepared.stderr
+    name = f"comfyui-rt-{uuid.uuid4().hex[:8]}"
+    docker("run", "--detach", "--name", name, "--volume", f"{volume}:/data", image)
+    try:
+        assert wait_healthy(name) == "healthy"
+        logs = docker("logs", name)
+        output = logs.stdout + logs.stderr
+        assert "hook ran as 10001" in output, output
+        assert "Adding extra search path checkpoints /data/shared/checkpoints" in output, output
+        assert "custom node loaded: /opt/comfyui/custom_nodes/my_node" in output, output
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def test_a_failing_hook_stops_the_container(image: str, volume: str) -> None:
+    result = run(image, "--volume", f"{volume}:/data", "-e", "COMFYUI_PRE_START=/bin/false", "--")
+    assert result.returncode == 1, result.stdout
+    assert "pre-start hook /bin/false failed (exit 1); not starting ComfyUI" in result.stderr

@@ -6,9 +6,9 @@
 # is a command, run after the same preparation (`docker run <image> bash`).
 #
 # Users: started as root (`--user 0`), it hands /data's top-level folders (not their
-# contents: a models library can be huge) to PUID:PGID (default 10001, the image's user) and
-# drops to it with setpriv. PUID=0 keeps root. Started as any other uid (the image's 10001,
-# or an arbitrary OpenShift uid with gid 0), it runs as that uid.
+# contents: a models library can be huge) and all of /data/venv to PUID:PGID (default
+# 10001, the image's user) and drops to it with setpriv. PUID=0 keeps root. Started as any
+# other uid (the image's 10001, or an arbitrary OpenShift uid with gid 0), it runs as that.
 #
 # /data: ComfyUI's models/, input/, output/, user/ and custom_nodes/ are symlinks into it
 # (core Dockerfile, final setup); temp/ is passed with --temp-directory. A fresh volume is
@@ -53,6 +53,10 @@ if [ "$(id -u)" = 0 ] && [ "${PUID:-}" != 0 ]; then
         chown "$uid:$gid" "$dir" 2>/dev/null ||
             log "WARNING: cannot hand $dir (owner $(owner "$dir")) to $uid:$gid (read-only?)"
     done
+    # The venv is the entrypoint's own and useless to another uid: all of it changes hands.
+    if [ -d "$venv" ] && [ -n "$(find "$venv" ! -user "$uid" -print -quit 2>/dev/null)" ]; then
+        chown -R "$uid:$gid" "$venv" 2>/dev/null || log "WARNING: cannot hand $venv to $uid:$gid"
+    fi
     log "dropping root for uid $uid gid $gid"
     exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$0" "$@"
 fi
