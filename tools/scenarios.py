@@ -44,7 +44,9 @@ FIRST = "<first step>"
 # What each scenario changes, and the first step it must rebuild in each target:
 # a marker found in that step's text, FIRST (everything rebuilds) or None (nothing does).
 APP_STEP = "COPY app/"
-COMFYUI_STEP = "from=comfyui-src"
+# The requirements layer, not the one-file manager_requirements stage (it also reads
+# comfyui-src, sorts first, and stays cached when that file's content does not change).
+COMFYUI_STEP = "from=comfyui-src,source=requirements.txt"
 COMFY_CLI_STEP = "comfy-cli=="
 
 
