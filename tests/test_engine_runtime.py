@@ -265,3 +265,15 @@ def test_a_failing_hook_stops_the_container(image: str, volume: str) -> None:
     result = run(image, "--volume", f"{volume}:/data", "-e", "COMFYUI_PRE_START=/bin/false", "--")
     assert result.returncode == 1, result.stdout
     assert "pre-start hook /bin/false failed (exit 1); not starting ComfyUI" in result.stderr
+
+
+def test_c_extensions_compile_at_run_time(image: str) -> None:
+    """What Triton does on first use (torch.compile, SageAttention's Triton kernels)."""
+    script = (
+        'include="$(python -c "import sysconfig; print(sysconfig.get_paths()[\'include\'])")"'
+        ' && printf "#include <Python.h>\\nint main(void) { return Py_IsInitialized(); }\\n"'
+        ' | gcc -x c - -I"$include" -c -o /tmp/probe.o && echo compiled'
+    )
+    result = run(image, "--", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "compiled"
