@@ -21,6 +21,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -419,6 +420,11 @@ def reads_context(context: str, cmd: str) -> object:
     return lambda c: c.cmd == cmd and context in stage_refs(c)
 
 
+def copies_comfyui_source(c: dockerfile.Command) -> bool:
+    """The whole tree into /opt/comfyui, not the one-file manager_requirements stage."""
+    return c.cmd == "COPY" and "comfyui-src" in stage_refs(c) and c.value[-1] == "/opt/comfyui/"
+
+
 def context_copy(c: dockerfile.Command) -> bool:
     return c.cmd in {"COPY", "ADD"} and not flag_values(c, "from")
 
@@ -432,7 +438,8 @@ LAYER_ORDER = {
         ("Python environment (torch)", consumes("TORCH_VERSION")),
         ("comfy-cli", consumes("COMFY_CLI_VERSION")),
         ("ComfyUI requirements", reads_context("comfyui-src", "RUN")),
-        ("ComfyUI source", reads_context("comfyui-src", "COPY")),
+        ("ComfyUI-Manager requirements", reads_context("comfyui-manager-requirements", "RUN")),
+        ("ComfyUI source", copies_comfyui_source),
         ("application code", context_copy),
         ("final setup", final_setup),
     ],
@@ -655,8 +662,9 @@ def test_runtime_has_fixed_unprivileged_user_data_dir_and_python_link() -> None:
         f"{runtime.dockerfile}: uid {uid}: 0 is root and ubuntu:24.04 already has 1000"
     )
     scripts = " ".join(" ".join(c.value) for c in effective_commands(runtime) if c.cmd == "RUN")
-    assert re.search(r"install -d -o comfy -g comfy .*/data", scripts), (
-        f"{runtime.dockerfile}: /data must exist and belong to the unprivileged user"
+    assert re.search(r"install -d -o comfy -g 0 -m 0775 /data", scripts), (
+        f"{runtime.dockerfile}: /data must exist, belong to the unprivileged user and be "
+        "writable by group 0 (an arbitrary OpenShift uid runs in group 0)"
     )
     assert 'ln -s "/usr/bin/python${PYTHON_VERSION}" /usr/local/bin/python' in scripts, (
         f"{runtime.dockerfile}: /usr/local/bin/python must name the pinned interpreter"
@@ -695,6 +703,129 @@ def test_core_records_comfyui_version() -> None:
     }
     assert env.get("COMFYUI_VERSION") == "${COMFYUI_VERSION}", (
         f"{target.dockerfile}: ENV COMFYUI_VERSION must record the pinned version"
+    )
+
+
+def image_env(target: Target) -> dict[str, str]:
+    """The image's ENV as the last assignment of each name leaves it (unexpanded)."""
+    return {
+        c.value[i]: c.value[i + 1]
+        for c in effective_commands(target)
+        if c.cmd == "ENV"
+        for i in range(0, len(c.value), 2)
+    }
+
+
+def apt_packages(command: dockerfile.Command) -> list[str]:
+    script = " ".join(command.value)
+    after = script.split("--no-install-recommends", 1)[1].split(";", 1)[0]
+    return [p.strip('"') for p in after.split() if p != "\\"]
+
+
+def test_runtime_has_git_and_a_compiler_keyed_to_the_python_pin() -> None:
+    """Triton (torch.compile, SageAttention) compiles against Python.h at run time."""
+    runtime = next(t for t in TARGETS.values() if t.directory == "runtime")
+    installs = [
+        c for c in effective_commands(runtime) if c.cmd == "RUN" and "apt-get install" in text(c)
+    ]
+    everything = [p for c in installs for p in apt_packages(c)]
+    assert "git" in everything, f"{runtime.dockerfile}: no git (ComfyUI-Manager, GitPython)"
+    python_layer = [c for c in installs if "python${PYTHON_VERSION}" in apt_packages(c)]
+    assert len(python_layer) == 1, f"{runtime.dockerfile}: one layer installs the pinned Python"
+    packages = apt_packages(python_layer[0])
+    for wanted in ("gcc", "libc6-dev", "python${PYTHON_VERSION}-dev"):
+        assert wanted in packages, (
+            f"{runtime.dockerfile}:{python_layer[0].start_line}: {wanted} belongs in the layer "
+            "the Python pin keys (Triton compiles at run time)"
+        )
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, t in TARGETS.items() if t.directory in {"core", "complete"})
+)
+def test_final_image_stops_comfyui_with_sigint(name: str) -> None:
+    signals = [c.value[0] for c in effective_commands(TARGETS[name]) if c.cmd == "STOPSIGNAL"]
+    assert signals, f"{name}: no STOPSIGNAL: docker stop sends SIGTERM and ComfyUI dies (143)"
+    assert signals[-1] == "SIGINT", f"{name}: STOPSIGNAL {signals[-1]}, ComfyUI stops on SIGINT"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, t in TARGETS.items() if t.directory in {"core", "complete"})
+)
+def test_final_image_healthcheck_asks_comfyui_system_stats(name: str) -> None:
+    checks = [c for c in effective_commands(TARGETS[name]) if c.cmd == "HEALTHCHECK"]
+    assert checks, f"{name}: no HEALTHCHECK"
+    check = checks[-1]
+    assert check.json, f"{name}: HEALTHCHECK CMD in exec form (no shell needed)"
+    assert check.value[:2] == ("CMD", "/usr/local/bin/python"), (
+        f"{name}: probe with the image's system interpreter, not curl: {check.value}"
+    )
+    script = check.value[2]
+    assert script.startswith("/opt/comfyui-app/"), f"{name}: {script} is not app code"
+    local = ROOT / DOCKERFILES_DIR / "core" / "app" / script.removeprefix("/opt/comfyui-app/")
+    assert local.is_file(), f"{name}: {script} is not in dockerfiles/core/app/"
+    assert "/system_stats" in local.read_text(), f"{local}: must ask ComfyUI's /system_stats"
+    flags = dict(f.removeprefix("--").split("=", 1) for f in check.flags)
+    assert "start-period" in flags, f"{name}: no start-period: first starts install nodes"
+
+
+def test_core_caches_and_node_dependencies_live_on_data() -> None:
+    target = core_target()
+    env = image_env(target)
+    for name in ("HF_HOME", "TORCH_HOME", "TRITON_CACHE_DIR"):
+        assert env.get(name, "").startswith("/data/"), (
+            f"{target.dockerfile}: ENV {name}={env.get(name)} is lost with the container"
+        )
+    assert env.get("VIRTUAL_ENV") == "/data/venv", f"{target.dockerfile}: VIRTUAL_ENV (uv)"
+    assert env.get("PATH", "").startswith("/data/venv/bin:"), (
+        f"{target.dockerfile}: /data/venv/bin must come first on PATH: {env.get('PATH')}"
+    )
+    entrypoint = (ROOT / DOCKERFILES_DIR / "core" / "app" / "entrypoint.sh").read_text()
+    assert 'venv="$data_dir/venv"' in entrypoint, "entrypoint.sh makes a different venv"
+
+
+def test_core_constraints_bind_pip_and_uv() -> None:
+    target = core_target()
+    env = image_env(target)
+    written = [
+        c
+        for c in effective_commands(target)
+        if c.cmd == "RUN" and '> "${VIRTUAL_ENV}/constraints.txt"' in text(c)
+    ]
+    assert written, f"{target.dockerfile}: the torch layer no longer writes constraints.txt"
+    for name in ("PIP_CONSTRAINT", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT"):
+        assert env.get(name) == "/opt/venv/constraints.txt", (
+            f"{target.dockerfile}: ENV {name} must name /opt/venv/constraints.txt, "
+            f"got {env.get(name)}: custom-node installs could move torch"
+        )
+
+
+def test_core_installs_manager_requirements_keyed_to_that_file() -> None:
+    target = core_target()
+    parsed = parse(target.dockerfile)
+    stage = parsed.stage("comfyui-manager-requirements")
+    assert stage is not None, f"{target.dockerfile}: no comfyui-manager-requirements stage"
+    assert stage.base == "scratch", f"{target.dockerfile}: that stage holds one file only"
+    assert [(c.cmd, flag_values(c, "from"), c.value) for c in stage.commands] == [
+        ("COPY", ["comfyui-src"], ("manager_requirements.tx[t]", "/"))
+    ], f"{target.dockerfile}: copy only manager_requirements.txt (optional: the wildcard)"
+    runs = [c for c in effective_commands(target) if c.cmd == "RUN"]
+    install = [r for r in runs if "comfyui-manager-requirements" in stage_refs(r)]
+    assert len(install) == 1, f"{target.dockerfile}: one RUN installs manager_requirements.txt"
+    script = " ".join(install[0].value)
+    assert "if [ -f /tmp/comfyui-manager/manager_requirements.txt ]" in script, (
+        f"{target.dockerfile}:{install[0].start_line}: sources without the file must build"
+    )
+    assert "--requirement /tmp/comfyui-manager/manager_requirements.txt" in script
+
+
+def test_core_links_custom_nodes_into_data() -> None:
+    target = core_target()
+    final = [c for c in effective_commands(target) if c.cmd == "RUN" and "ln -s" in text(c)]
+    loop = re.search(r"for dir in ([a-z_ ]+); do", " ".join(final[-1].value) if final else "")
+    assert loop, f"{target.dockerfile}: the final setup no longer links folders into /data"
+    assert "custom_nodes" in loop.group(1).split(), (
+        f"{target.dockerfile}: custom_nodes must live on /data to survive a recreate"
     )
 
 
@@ -767,12 +898,18 @@ def test_requirement_files_are_fully_pinned(requirements: Path) -> None:
 
 @pytest.fixture
 def fake_python(tmp_path: Path) -> Path:
-    """A `python` that answers the CUDA probe with $FAKE_CUDA and prints its argv."""
+    """A `python` that answers the CUDA probe with $FAKE_CUDA (0 yes, 3 no, else a crash) and
+    $FAKE_PROBE_ERROR on stderr, and otherwise prints its argv."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     python = bin_dir / "python"
     python.write_text(
-        '#!/bin/sh\nif [ "$1" = "-c" ]; then exit "${FAKE_CUDA:-1}"; fi\nprintf "%s\\n" "$@"\n'
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then\n'
+        '    if [ -n "${FAKE_PROBE_ERROR:-}" ]; then echo "$FAKE_PROBE_ERROR" >&2; fi\n'
+        '    exit "${FAKE_CUDA:-3}"\n'
+        "fi\n"
+        'printf "%s\\n" "$@"\n'
     )
     python.chmod(0o755)
     return bin_dir
@@ -828,49 +965,285 @@ def test_start_rejects_unknown_device(fake_python: Path) -> None:
     assert "COMFYUI_DEVICE" in result.stderr
 
 
-def test_entrypoint_seeds_data_without_overwriting(tmp_path: Path) -> None:
-    source = (ROOT / DOCKERFILES_DIR / "core" / "app" / "entrypoint.sh").read_text()
-    data, defaults, start = tmp_path / "data", tmp_path / "defaults", tmp_path / "start"
-    replacements = {
-        "data_dir=/data\n": f"data_dir={data}\n",
-        "defaults_dir=/opt/comfyui-defaults\n": f"defaults_dir={defaults}\n",
-        "exec /usr/local/bin/comfyui-start ": f"exec {start} ",
-    }
-    for old, new in replacements.items():
-        assert old in source, f"entrypoint.sh no longer contains {old!r}; update this test"
-        source = source.replace(old, new)
-    script = tmp_path / "entrypoint.sh"
-    script.write_text(source)
+def test_start_logs_a_failing_gpu_probe(fake_python: Path) -> None:
+    result = run_start(fake_python, FAKE_CUDA="1", FAKE_PROBE_ERROR="ImportError: libcuda.so")
+    assert result.returncode == 0, result.stderr
+    assert "--cpu" in result.stdout.split()
+    assert "GPU probe failed (exit 1)" in result.stderr, result.stderr
+    assert "ImportError: libcuda.so" in result.stderr, "torch's own message must be logged"
+
+
+def test_start_says_why_it_runs_on_cpu(fake_python: Path) -> None:
+    result = run_start(fake_python, FAKE_CUDA="3", FAKE_PROBE_ERROR="driver too old")
+    assert result.returncode == 0, result.stderr
+    assert "no usable CUDA device" in result.stderr
+    assert "driver too old" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("switch", "ships_file", "enabled"),
+    [
+        (None, True, True),
+        ("auto", True, True),
+        ("auto", False, False),
+        ("0", True, False),
+        ("1", False, True),
+    ],
+)
+def test_start_enables_the_manager_when_the_source_supports_it(
+    fake_python: Path, tmp_path: Path, switch: str | None, ships_file: bool, enabled: bool
+) -> None:
+    source = tmp_path / "comfyui"
+    source.mkdir()
+    if ships_file:
+        (source / "manager_requirements.txt").write_text("comfyui-manager==4.0.0\n")
+    env = {"COMFYUI_DEVICE": "cuda", "COMFYUI_PATH": str(source)}
+    if switch is not None:
+        env["COMFYUI_ENABLE_MANAGER"] = switch
+    result = run_start(fake_python, **env)
+    assert result.returncode == 0, result.stderr
+    argv = result.stdout.split()
+    assert argv[0] == f"{source}/main.py"
+    assert ("--enable-manager" in argv) is enabled, f"{env}: argv {argv}"
+
+
+def test_start_rejects_unknown_manager_switch(fake_python: Path) -> None:
+    result = run_start(fake_python, COMFYUI_DEVICE="cuda", COMFYUI_ENABLE_MANAGER="maybe")
+    assert result.returncode == 64
+    assert "COMFYUI_ENABLE_MANAGER" in result.stderr
+
+
+def test_start_passes_extra_model_paths_from_data(fake_python: Path, tmp_path: Path) -> None:
+    env = {"COMFYUI_DEVICE": "cuda", "COMFYUI_DATA_DIR": str(tmp_path)}
+    without = run_start(fake_python, **env).stdout.split()
+    assert "--extra-model-paths-config" not in without, without
+    (tmp_path / "extra_model_paths.yaml").write_text("shared:\n  checkpoints: /models\n")
+    argv = run_start(fake_python, **env).stdout.split()
+    flag = argv.index("--extra-model-paths-config")
+    assert argv[flag + 1] == f"{tmp_path}/extra_model_paths.yaml", argv
+    assert argv[argv.index("--temp-directory") + 1] == str(tmp_path), argv
+
+
+# --- the entrypoint, run on this host against temporary directories -------------------------
+
+ENTRYPOINT = ROOT / DOCKERFILES_DIR / "core" / "app" / "entrypoint.sh"
+
+
+@dataclass
+class Box:
+    """A /data-like directory tree and the fakes the entrypoint hands over to."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def defaults(self) -> Path:
+        return self.root / "defaults"
+
+    @property
+    def script(self) -> Path:
+        return self.root / "entrypoint.sh"
+
+    def run(
+        self, *args: str, user: list[str] | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {
+            "PATH": f"{self.root / 'bin'}:/usr/bin:/bin",
+            "HOME": str(self.root / "home"),
+            "COMFYUI_DATA_DIR": str(self.data),
+            "COMFYUI_DEFAULTS_DIR": str(self.defaults),
+            "COMFYUI_START": str(self.root / "bin" / "fake-start"),
+            "COMFYUI_BASE_PYTHON": str(self.root / "no-python"),  # no venv unless a test asks
+            "PUID": "0",  # keep the current user when the tests run as root
+            **env,
+        }
+        return subprocess.run(
+            [*(user or []), str(self.script), *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def box() -> Iterator[Box]:
+    """World-traversable (not under pytest's 0700 tmp dir) so another uid can run it too."""
+    root = Path(tempfile.mkdtemp(prefix="comfyui-entrypoint-"))
+    root.chmod(0o755)
+    for sub in ("bin", "home", "defaults"):
+        (root / sub).mkdir()
+    shutil.copy(ENTRYPOINT, root / "entrypoint.sh")
+    (root / "entrypoint.sh").chmod(0o755)
+    start = root / "bin" / "fake-start"
     start.write_text('#!/bin/sh\necho "started $*"\n')
     start.chmod(0o755)
-    (defaults / "models" / "checkpoints").mkdir(parents=True)
-    (defaults / "models" / "checkpoints" / "put_checkpoints_here").write_text("")
-    (defaults / "models" / "configs").mkdir()
-    (defaults / "models" / "configs" / "v1.yaml").write_text("shipped")
-    data.mkdir()
-    (data / "models" / "configs").mkdir(parents=True)
-    (data / "models" / "configs" / "v1.yaml").write_text("edited by the user")
+    (root / "data").mkdir()
+    yield Box(root)
+    shutil.rmtree(root, ignore_errors=True)
 
-    result = subprocess.run(
-        ["sh", str(script), "--cpu"], capture_output=True, text=True, check=False
-    )
+
+def as_other_user(read_only: Path) -> list[str]:
+    """Make ``read_only`` unwritable for the user the returned prefix runs the script as."""
+    if os.geteuid() == 0:  # root writes anywhere: run as nobody, with root owning the dir
+        os.chown(read_only, 0, 0)
+        read_only.chmod(0o755)
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    read_only.chmod(0o555)
+    return []
+
+
+def test_entrypoint_seeds_data_without_overwriting(box: Box) -> None:
+    (box.defaults / "models" / "checkpoints").mkdir(parents=True)
+    (box.defaults / "models" / "checkpoints" / "put_checkpoints_here").write_text("")
+    (box.defaults / "models" / "configs").mkdir()
+    (box.defaults / "models" / "configs" / "v1.yaml").write_text("shipped")
+    (box.defaults / "custom_nodes").mkdir()
+    (box.defaults / "custom_nodes" / "bundled.py").write_text("")
+    (box.data / "models" / "configs").mkdir(parents=True)
+    (box.data / "models" / "configs" / "v1.yaml").write_text("edited by the user")
+
+    result = box.run("--cpu")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "started --cpu"
-    for sub in ("models", "input", "output", "user", "temp"):
-        assert (data / sub).is_dir(), f"/data/{sub} not created"
-    assert (data / "models" / "checkpoints" / "put_checkpoints_here").is_file()
-    assert (data / "models" / "configs" / "v1.yaml").read_text() == "edited by the user"
+    for sub in ("models", "input", "output", "user", "temp", "custom_nodes", "cache"):
+        assert (box.data / sub).is_dir(), f"/data/{sub} not created"
+    assert (box.data / "models" / "checkpoints" / "put_checkpoints_here").is_file()
+    assert (box.data / "custom_nodes" / "bundled.py").is_file()
+    assert (box.data / "models" / "configs" / "v1.yaml").read_text() == "edited by the user"
 
 
-def test_entrypoint_refuses_unwritable_data(tmp_path: Path) -> None:
-    source = (ROOT / DOCKERFILES_DIR / "core" / "app" / "entrypoint.sh").read_text()
-    data = tmp_path / "missing"  # not writable even for root, unlike a chmod 0555 directory
-    script = tmp_path / "entrypoint.sh"
-    script.write_text(source.replace("data_dir=/data\n", f"data_dir={data}\n"))
-    result = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=False)
-    assert result.returncode == 1
-    assert "not writable" in result.stderr
+def test_entrypoint_warns_about_unwritable_data_and_continues(box: Box) -> None:
+    (box.defaults / "models").mkdir()
+    (box.defaults / "models" / "shipped.txt").write_text("")
+    prefix = as_other_user(box.data)
+    result = box.run("--cpu", user=prefix)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started --cpu", "ComfyUI must still start"
+    assert f"WARNING: {box.data} is not writable" in result.stderr, result.stderr
+    assert not (box.data / "models").exists()
+
+
+def test_entrypoint_skips_a_read_only_models_mount(box: Box) -> None:
+    (box.defaults / "models").mkdir()
+    (box.defaults / "models" / "shipped.txt").write_text("")
+    (box.defaults / "input").mkdir()
+    (box.defaults / "input" / "example.png").write_text("")
+    (box.data / "models").mkdir()
+    prefix = as_other_user(box.data / "models")
+    if prefix:
+        os.chown(box.data, 65534, 65534)
+    result = box.run("--cpu", user=prefix)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started --cpu"
+    assert f"WARNING: {box.data}/models is read-only" in result.stderr, result.stderr
+    assert (box.data / "input" / "example.png").is_file(), "the writable rest is still seeded"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout"),
+    [
+        (["sh", "-c", "echo hi"], "hi"),
+        (["--cpu", "--verbose"], "started --cpu --verbose"),
+        ([], "started"),
+    ],
+)
+def test_entrypoint_runs_a_command_or_comfyui(box: Box, args: list[str], stdout: str) -> None:
+    result = box.run(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == stdout
+
+
+def test_entrypoint_runs_the_pre_start_hook_first(box: Box) -> None:
+    (box.data / "pre-start.sh").write_text('echo "hook as $(id -u)"\n')  # not executable: sh
+    result = box.run("--cpu")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"hook as {os.geteuid()}", "started --cpu"]
+
+
+def test_entrypoint_stops_when_the_hook_fails(box: Box) -> None:
+    hook = box.root / "hook.sh"
+    hook.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    hook.chmod(0o755)
+    result = box.run(COMFYUI_PRE_START=str(hook))
+    assert result.returncode == 3
+    assert "started" not in result.stdout, "ComfyUI must not start after a failed hook"
+    assert f"pre-start hook {hook} failed (exit 3)" in result.stderr
+
+
+def test_entrypoint_refuses_a_missing_named_hook(box: Box) -> None:
+    result = box.run(COMFYUI_PRE_START=str(box.root / "missing.sh"))
+    assert result.returncode == 66
+    assert "no such file" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the PUID/PGID path runs only as root")
+def test_entrypoint_hands_data_to_puid_and_drops_root(box: Box) -> None:
+    setpriv = box.root / "bin" / "setpriv"  # records what the real one would run
+    setpriv.write_text('#!/bin/sh\necho "setpriv $*"\n')
+    setpriv.chmod(0o755)
+    (box.data / "models").mkdir()
+    (box.data / "models" / "model.safetensors").write_text("")
+    (box.data / "venv" / "bin").mkdir(parents=True)
+    (box.data / "venv" / "bin" / "pip").write_text("")
+    result = box.run("--cpu", PUID="1234", PGID="2345")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "setpriv",
+        "--reuid=1234",
+        "--regid=2345",
+        "--clear-groups",
+        "--",
+        str(box.script),
+        "--cpu",
+    ]
+    for path in (box.data, box.data / "models", box.data / "venv" / "bin" / "pip"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
+    model = box.data / "models" / "model.safetensors"
+    assert model.stat().st_uid == 0, "a models library is not chowned file by file"
+    refused = box.run(PUID="comfy")
+    assert refused.returncode == 64
+    assert "PUID must be a number" in refused.stderr
+
+
+def test_entrypoint_makes_a_venv_on_data_that_sees_the_base_packages(box: Box) -> None:
+    """The base here is this test's own virtualenv, standing in for /opt/venv."""
+    base = Path(sys.executable)
+    result = box.run(
+        "python",
+        "-c",
+        "import yaml, sys; print(sys.prefix)",
+        COMFYUI_BASE_PYTHON=str(base),
+        PATH=f"{box.data / 'venv' / 'bin'}:/usr/bin:/bin",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(box.data / "venv"), "python must be the venv's"
+    again = box.run("sh", "-c", "true", COMFYUI_BASE_PYTHON=str(base))
+    assert "creating" not in again.stderr, "an existing venv must be kept"
+
+
+def test_entrypoint_sets_aside_a_venv_of_another_python(box: Box) -> None:
+    stale = box.data / "venv" / "bin"
+    stale.mkdir(parents=True)
+    (stale / "python").write_text("#!/bin/sh\necho 3.0\n")
+    (stale / "python").chmod(0o755)
+    result = box.run("sh", "-c", "true", COMFYUI_BASE_PYTHON=sys.executable)
+    assert result.returncode == 0, result.stderr
+    assert "is not a Python" in result.stderr, result.stderr
+    aside = [p.name for p in box.data.iterdir() if p.name.startswith("venv.before-python")]
+    assert len(aside) == 1, list(box.data.iterdir())
+    made = subprocess.run(
+        [str(box.data / "venv" / "bin" / "python"), "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.stdout.strip() == str(box.data / "venv"), made.stderr
 
 
 @pytest.mark.parametrize("path", TORCH_DOCKERFILES)

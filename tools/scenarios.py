@@ -46,7 +46,9 @@ FIRST = "<first step>"
 # What each scenario changes, and the first step it must rebuild in each target:
 # a marker found in that step's text, FIRST (everything rebuilds) or None (nothing does).
 APP_STEP = "COPY app/"
-COMFYUI_STEP = "from=comfyui-src"
+# The requirements layer, not the one-file manager_requirements stage (it also reads
+# comfyui-src, sorts first, and stays cached when that file's content does not change).
+COMFYUI_STEP = "from=comfyui-src,source=requirements.txt"
 COMFY_CLI_STEP = "comfy-cli=="
 
 
@@ -76,9 +78,15 @@ def docker(
 # --- stand-ins -----------------------------------------------------------------------
 
 
-def make_wheel(dest: Path, name: str, version: str, modules: dict[str, str] | None = None) -> Path:
-    """A minimal, valid pure-Python wheel named ``name`` at ``version``; ``modules`` adds
-    files to the package (path inside it -> text)."""
+def make_wheel(
+    dest: Path,
+    name: str,
+    version: str,
+    modules: dict[str, str] | None = None,
+    requires: tuple[str, ...] = (),
+) -> Path:
+    """A minimal, valid pure-Python wheel named ``name`` at ``version``, needing ``requires``;
+    ``modules`` adds files to the package (path inside it -> text)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     files = {
@@ -87,6 +95,7 @@ def make_wheel(dest: Path, name: str, version: str, modules: dict[str, str] | No
         f"{info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
             "Summary: stand-in used by comfyui-images' engine tests\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)
         ),
         f"{info}/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: comfyui-images\nRoot-Is-Purelib: true\n"
@@ -154,19 +163,106 @@ def make_torch_index(wheelhouse: Path, line: str, pins: dict[str, str]) -> Path:
     return root
 
 
+# ComfyUI-Manager stand-in: one tiny real PyPI package in manager_requirements.txt, imported
+# under --enable-manager the way ComfyUI imports comfyui_manager.
+STANDIN_MANAGER_REQUIREMENT = "iniconfig==2.1.0"
+
+# main.py of the stand-in: ComfyUI's behaviour at the points the image relies on. The flags
+# the start script passes (strict parsing: an unknown flag fails, as in ComfyUI), custom
+# nodes imported from custom_nodes/ next to main.py, --extra-model-paths-config read as YAML,
+# GET /system_stats (with argv, as ComfyUI's) on --listen/--port, a clean exit 0 on SIGINT
+# (KeyboardInterrupt) and Python's default death on SIGTERM.
+STANDIN_MAIN = """\
+import argparse, importlib.util, json, os, platform, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+from comfyui_version import __version__
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0,::")
+parser.add_argument("--port", type=int, default=8188)
+parser.add_argument("--temp-directory")
+parser.add_argument("--cpu", action="store_true")
+parser.add_argument("--enable-manager", action="store_true")
+parser.add_argument("--extra-model-paths-config", nargs="+", action="append")
+args = parser.parse_args()
+print("ComfyUI stand-in", __version__, flush=True)
+
+if args.enable_manager:
+    import iniconfig  # the manager package of manager_requirements.txt
+    print("ComfyUI-Manager stand-in enabled, from", iniconfig.__file__, flush=True)
+for path in [p for group in args.extra_model_paths_config or [] for p in group]:
+    with open(path) as config:
+        for section in (yaml.safe_load(config) or {}).values():
+            for folder, value in section.items():
+                print("Adding extra search path", folder, value, flush=True)
+
+here = os.path.dirname(os.path.realpath(__file__))
+nodes_dir = os.path.join(here, "custom_nodes")
+for entry in sorted(os.listdir(nodes_dir)) if os.path.isdir(nodes_dir) else []:
+    path = os.path.join(nodes_dir, entry)
+    if os.path.isdir(path):
+        path = os.path.join(path, "__init__.py")
+    elif not entry.endswith(".py"):
+        continue
+    if not os.path.isfile(path):
+        continue
+    try:
+        spec = importlib.util.spec_from_file_location(entry.removesuffix(".py"), path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        print("custom node loaded:", os.path.join(nodes_dir, entry), flush=True)
+    except Exception as error:
+        print("custom node IMPORT FAILED:", os.path.join(nodes_dir, entry), error, flush=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/system_stats":
+            self.send_error(404)
+            return
+        import torch
+        body = json.dumps({
+            "system": {
+                "os": os.name, "python_version": platform.python_version(),
+                "comfyui_version": __version__, "pytorch_version": torch.__version__,
+                "argv": sys.argv,
+            },
+            "devices": [{"name": "cpu", "type": "cpu"}],
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+server = ThreadingHTTPServer((args.listen.split(",")[0], args.port), Handler)
+print(f"To see the GUI go to: http://{args.listen}:{args.port}", flush=True)
+try:
+    server.serve_forever()
+except KeyboardInterrupt:
+    print("Stopped server", flush=True)
+"""
+
+
 def make_comfyui_standin(dest: Path, version: str) -> None:
-    """A ComfyUI-shaped source tree: main.py, version file, small real requirements."""
+    """A ComfyUI-shaped source tree: main.py (``STANDIN_MAIN``), version file, small real
+    requirements, manager_requirements.txt, and a bundled custom node."""
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "comfyui_version.py").write_text(f'__version__ = "{version.removeprefix("v")}"\n')
-    (dest / "main.py").write_text(
-        "from comfyui_version import __version__\nprint('ComfyUI stand-in', __version__)\n"
-    )
+    (dest / "main.py").write_text(STANDIN_MAIN)
     (dest / "requirements.txt").write_text(
         "torch\ntorchvision\ntorchaudio\nPyYAML==6.0.2\ntqdm==4.67.1\n"
     )
+    (dest / "manager_requirements.txt").write_text(f"{STANDIN_MANAGER_REQUIREMENT}\n")
     for folder in ("models", "input", "output"):
         (dest / folder).mkdir(exist_ok=True)
         (dest / folder / ".keep").write_text("")
+    nodes = dest / "custom_nodes"
+    nodes.mkdir(exist_ok=True)
+    (nodes / "standin_bundled_node.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    (nodes / "example_node.py.example").write_text("NODE_CLASS_MAPPINGS = {}\n")
 
 
 def push_base_standin(engine: Engine, ref: str, marker: str) -> None:
