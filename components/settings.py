@@ -577,12 +577,13 @@ class StackSettings(_Strict):
                 "local, or push"
             )
         self._lines_consistent()
-        names = build_names(self)
+        # Any build the stack's lines make, selected or not (a stack may narrow its targets).
+        names = build_names(self.model_copy(update={"targets": list(TARGETS)}))
         for name in self.cacheThresholds:
             if name not in names:
                 raise SettingsError(
-                    f"{key('cacheThresholds')} names {name!r}, which this stack does not "
-                    f"build; its builds are {', '.join(names)}"
+                    f"{key('cacheThresholds')} names {name!r}, which this stack never "
+                    f"builds; its builds are {', '.join(names)}"
                 )
         self._repositories_fit()
         self._github_secrets_complete()
