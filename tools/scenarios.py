@@ -265,11 +265,21 @@ def make_comfyui_standin(dest: Path, version: str) -> None:
     (nodes / "example_node.py.example").write_text("NODE_CLASS_MAPPINGS = {}\n")
 
 
-def push_base_standin(engine: Engine, ref: str, marker: str) -> None:
-    """A base image under a mirror name: the engine's Debian stand-in plus a marker file."""
+def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") -> None:
+    """A base image under a mirror name: the engine's Debian stand-in plus a marker file.
+
+    ``nvcc`` (a CUDA release) makes it a `devel` stand-in: an ``nvcc`` that reports that
+    release, which is all the SageAttention builder asks of the compiler before the compile
+    step, whose stand-in source needs none."""
     empty = WORK / "empty-context"
     empty.mkdir(parents=True, exist_ok=True)
     dockerfile = f"FROM {engine.base_image}\nRUN echo '{marker}' > /etc/comfyui-standin\n"
+    if nvcc:
+        dockerfile += (
+            "RUN printf '#!/bin/sh\\necho \"Cuda compilation tools, release "
+            f"{nvcc} (comfyui-images stand-in)\"\\n' > /usr/local/bin/nvcc"
+            " && chmod 0755 /usr/local/bin/nvcc\n"
+        )
     subprocess.run(
         ["docker", "buildx", "build", "--push", "-t", ref, "-f", "-", str(empty)],
         input=dockerfile,
@@ -277,6 +287,31 @@ def push_base_standin(engine: Engine, ref: str, marker: str) -> None:
         text=True,
         check=True,
         timeout=600,
+    )
+
+
+# setup.py of the SageAttention stand-in: a pure-Python package named and versioned like
+# the real one, whose build records the TORCH_CUDA_ARCH_LIST it was given, so the tests can
+# see which architectures reached the compile step.
+SAGEATTENTION_SETUP = """\
+import os
+from setuptools import setup
+
+os.makedirs("sageattention", exist_ok=True)
+with open("sageattention/_build.py", "w") as f:
+    f.write("TORCH_CUDA_ARCH_LIST = %r\\n" % os.environ.get("TORCH_CUDA_ARCH_LIST", ""))
+setup(name="sageattention", version="2.2.0", packages=["sageattention"])
+"""
+
+
+def make_sageattention_standin(dest: Path) -> None:
+    """A SageAttention-shaped source tree for the builder's compile step."""
+    (dest / "sageattention").mkdir(parents=True, exist_ok=True)
+    (dest / "setup.py").write_text(SAGEATTENTION_SETUP)
+    (dest / "sageattention" / "__init__.py").write_text(
+        "from sageattention._build import TORCH_CUDA_ARCH_LIST\n\n\n"
+        "def sageattn(*args, **kwargs):\n"
+        "    raise RuntimeError('SageAttention stand-in: no kernels')\n"
     )
 
 
@@ -291,19 +326,33 @@ def prepare(config: dict[str, Any]) -> None:
 
 
 def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
-    """Stand-ins for the versions a scenario asks for (base tags, ComfyUI sources)."""
+    """Stand-ins for the versions a scenario asks for (base tags, ComfyUI and SageAttention
+    sources)."""
     v, s = config[f"{NS}:versions"], config[f"{NS}:sources"]
     comfyui = WORK / s["comfyui"].replace("{version}", v["comfyui"])
     if not comfyui.exists():
         make_comfyui_standin(comfyui, v["comfyui"])
-    cuda_ref = f"{s['cudaImage']}:{v['cuda']}-base-ubuntu{v['ubuntu']}"
-    ubuntu_ref = f"{s['ubuntuImage']}:{v['ubuntu']}"
-    for ref, marker in (
-        (cuda_ref, f"cuda {v['cuda']} ubuntu {v['ubuntu']}"),
-        (ubuntu_ref, f"ubuntu {v['ubuntu']}"),
-    ):
+    sageattention = s.get("sageattention", "")
+    if sageattention and "://" not in sageattention:
+        source = WORK / sageattention.replace(
+            "{version}", v.get("sageattention", PIN_EXAMPLES["sageattention"])
+        )
+        if not source.exists():
+            make_sageattention_standin(source)
+    refs = {
+        f"{s['cudaImage']}:{v['cuda']}-base-ubuntu{v['ubuntu']}": (
+            f"cuda {v['cuda']} ubuntu {v['ubuntu']}",
+            "",
+        ),
+        f"{s['cudaImage']}:{v['cuda']}-devel-ubuntu{v['ubuntu']}": (
+            f"cuda {v['cuda']} devel ubuntu {v['ubuntu']}",
+            v["cuda"],
+        ),
+        f"{s['ubuntuImage']}:{v['ubuntu']}": (f"ubuntu {v['ubuntu']}", ""),
+    }
+    for ref, (marker, nvcc) in refs.items():
         if docker("buildx", "imagetools", "inspect", ref, check=False).returncode != 0:
-            push_base_standin(engine, ref, marker)
+            push_base_standin(engine, ref, marker, nvcc=nvcc)
 
 
 def ci_config(engine: Engine, run_id: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tools.scenarios import (
     NS,
     engine_from_env,
     make_comfyui_standin,
+    make_sageattention_standin,
     make_torch_index,
     push_base_standin,
     torch_lines,
@@ -73,20 +74,28 @@ def make_standins(config: dict[str, Any]) -> list[str]:
         if not path.exists():
             make_comfyui_standin(path, versions.get("comfyui", PIN_EXAMPLES["comfyui"]))
         made.append(str(path.relative_to(ROOT)))
+    sageattention = sources.get("sageattention", "")
+    if sageattention and "://" not in sageattention:
+        pin = versions.get("sageattention", PIN_EXAMPLES["sageattention"])
+        path = ROOT / sageattention.replace("{version}", pin)
+        if not path.exists():
+            make_sageattention_standin(path)
+        made.append(str(path.relative_to(ROOT)))
     engine = engine_from_env()
     if engine is not None:
         ubuntu = versions.get("ubuntu", PIN_EXAMPLES["ubuntu"])
-        releases = [
-            (spec or {}).get("cuda") for spec in (config.get(f"{NS}:cudaLines") or {}).values()
-        ] or [versions.get("cuda", PIN_EXAMPLES["cuda"])]
-        refs = {f"{sources['ubuntuImage']}:{ubuntu}": f"ubuntu {ubuntu}"}
+        releases: list[str] = [
+            str((spec or {}).get("cuda")) for spec in (config.get(f"{NS}:cudaLines") or {}).values()
+        ] or [str(versions.get("cuda", PIN_EXAMPLES["cuda"]))]
+        refs = {f"{sources['ubuntuImage']}:{ubuntu}": (f"ubuntu {ubuntu}", "")}
         for cuda in releases:
-            refs[f"{sources['cudaImage']}:{cuda}-base-ubuntu{ubuntu}"] = f"cuda {cuda}"
-            refs[f"{sources['cudaImage']}:{cuda}-devel-ubuntu{ubuntu}"] = f"cuda {cuda} devel"
-        for ref, marker in refs.items():
+            image = sources["cudaImage"]
+            refs[f"{image}:{cuda}-base-ubuntu{ubuntu}"] = (f"cuda {cuda}", "")
+            refs[f"{image}:{cuda}-devel-ubuntu{ubuntu}"] = (f"cuda {cuda} devel", cuda)
+        for ref, (marker, nvcc) in refs.items():
             loopback = ref.replace("localhost:", "127.0.0.1:", 1)
             if not _in_registry(loopback):
-                push_base_standin(engine, loopback, marker)
+                push_base_standin(engine, loopback, marker, nvcc=nvcc)
             made.append(ref)
     return made
 

@@ -1,0 +1,88 @@
+"""The CUDA side of the family built for real: runtime-cuda, core-cuda, the SageAttention
+builder and complete-cuda, on the engine of scripts/engine-up.
+
+No CUDA image and no PyTorch index are reachable here, so the stand-ins of
+``tools.scenarios`` take their place: a `devel` base whose ``nvcc`` reports the line's
+release, a SageAttention source whose build records the architectures it was given, and the
+line's PEP 503 torch index with a torch that reports the line's CUDA. Everything else is
+the real Dockerfiles, the real pip steps (PyPI through the CA secret) and the program's own
+plan, built as the docker-build provider would.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from components import cuda
+from tests.test_engine import _image_ref, _run_in, engine  # noqa: F401 (a fixture)
+from tools.scenarios import (
+    NS,
+    RUNS,
+    Engine,
+    Scenario,
+    TargetRun,
+    ci_config,
+    ensure_inputs,
+    prepare,
+    run_scenario,
+)
+
+pytestmark = pytest.mark.engine
+
+BUILDS = ("runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda")
+
+
+@pytest.fixture(scope="module")
+def cuda_family(engine: Engine) -> tuple[dict[str, Any], dict[str, TargetRun]]:  # noqa: F811
+    run_id = f"cuda{int(time.time())}"
+    config = {**ci_config(engine, run_id), f"{NS}:targets": ["complete-cuda"]}
+    prepare(config)
+    ensure_inputs(engine, config)
+    scenario = Scenario("cuda-family", "every CUDA target, cold")
+    return config, run_scenario(config, scenario, RUNS / run_id / scenario.name)
+
+
+def _repo(config: dict[str, Any], target: str) -> str:
+    registry = config[f"{NS}:registry"]
+    return f"{registry['address']}/{registry['namespace']}/{target}"
+
+
+def test_every_cuda_target_builds(cuda_family: tuple[dict[str, Any], dict[str, TargetRun]]) -> None:
+    _, runs = cuda_family
+    assert sorted(runs) == sorted(BUILDS)
+    for name, run in runs.items():
+        assert run.metadata.get("containerimage.digest", "").startswith("sha256:"), name
+
+
+def test_builder_compiles_for_the_lines_architectures(
+    cuda_family: tuple[dict[str, Any], dict[str, TargetRun]],
+) -> None:
+    """The builder's image is only the wheel; complete installs it and can import it, and
+    the compile step saw exactly the line's SageAttention architectures (no 10.0, no PTX)."""
+    config, runs = cuda_family
+    release = config[f"{NS}:versions"]["cuda"]
+    complete = _image_ref(runs["complete-cuda"], _repo(config, "complete-cuda"))
+    archs = _run_in(
+        complete, "python", "-c", "import sageattention; print(sageattention.TORCH_CUDA_ARCH_LIST)"
+    )
+    assert archs == cuda.default_arch_list(release)
+    assert "10.0" not in archs
+    assert "PTX" not in archs
+
+
+def test_complete_keeps_the_lines_torch(
+    cuda_family: tuple[dict[str, Any], dict[str, TargetRun]],
+) -> None:
+    """complete's pip steps (custom-node dependencies, the wheel) never move core's torch."""
+    config, runs = cuda_family
+    release = config[f"{NS}:versions"]["cuda"]
+    complete = _image_ref(runs["complete-cuda"], _repo(config, "complete-cuda"))
+    found = _run_in(
+        complete, "python", "-c", "import torch; print(torch.__version__, torch.version.cuda)"
+    )
+    line = cuda.wheel_tag(release)
+    assert found == f"{config[f'{NS}:versions']['torch']}+{line}.standin {cuda.torch_cuda(release)}"
+    assert "skimage" in _run_in(complete, "python", "-c", "import skimage; print(skimage.__name__)")
