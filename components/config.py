@@ -1,7 +1,7 @@
 """Reads this stack's Pulumi config once and turns it into settings plus secrets.
 
 The only module that touches ``pulumi.Config``. Every key is validated first (plain values
-by ``settings.parse_settings``, secrets by shape only), then the family is checked for
+by ``decode.parse_settings``, secrets by shape only), then the family is checked for
 collisions, all before any resource is registered. Secret values are only ever handled as
 ``pulumi.Output`` secrets, so they cannot leak into plan text, logs or unencrypted state.
 """
@@ -17,15 +17,8 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components.settings import (
-    NAMESPACE,
-    PASSWORD_ENV,
-    SettingsError,
-    StackSettings,
-    decode_config,
-    parse_settings,
-    stack_file_problems,
-)
+from components.decode import decode_config, parse_settings, stack_file_problems
+from components.settings import NAMESPACE, PASSWORD_ENV, SettingsError, StackSettings
 from components.written import collisions, written_by
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from components.config import validate
-from components.settings import SettingsError, decode_config, parse_settings
+from components.decode import decode_config, parse_settings
+from components.settings import SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import ROOT, Recording, run_stack
 

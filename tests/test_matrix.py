@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from components import cuda
-from components.settings import SettingsError, StackSettings, decode_config, parse_settings
+from components.decode import decode_config, parse_settings
+from components.settings import SettingsError, StackSettings
 from components.written import collisions, written_by
 from tests.conftest import NS, Evaluate, with_overrides
 from tests.test_hostile import refused

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.settings import KNOWN_KEYS, NAMESPACE, StackSettings
+from components.decode import KNOWN_KEYS
+from components.settings import NAMESPACE, StackSettings
 from tools.offline import ROOT, load_stack_config
 
 

@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 
 from components.catalog import TARGETS
 from components.config import validate
+from components.decode import KNOWN_KEYS, SECRET_KEYS
 from components.refs import has_credentials
 from components.settings import (
-    KNOWN_KEYS,
-    SECRET_KEYS,
     CacheSettings,
     GithubSettings,
     RegistrySettings,

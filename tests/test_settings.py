@@ -12,14 +12,9 @@ from typing import Any
 import pytest
 
 from components.catalog import TARGETS, Target
+from components.decode import decode_config, parse_settings
 from components.graph import GraphError, selected_with_parents
-from components.settings import (
-    PASSWORD_ENV,
-    SettingsError,
-    StackSettings,
-    decode_config,
-    parse_settings,
-)
+from components.settings import PASSWORD_ENV, SettingsError, StackSettings
 
 NS = "comfyui-images"
 

@@ -32,7 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.settings import SettingsError, decode_config, parse_settings
+from components.decode import decode_config, parse_settings
+from components.settings import SettingsError
 from tools.offline import config_from_mapping, load_stack_config
 
 STEP = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<n>\d+)/(?P<m>\d+)\] (?P<instruction>[A-Z]+)\b")

@@ -60,18 +60,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from components.decode import KNOWN_KEYS, decode_config, parse_settings
 from components.inputs import for_target
 from components.matrix import Build, builds
 from components.refs import redact_credentials
-from components.settings import (
-    KNOWN_KEYS,
-    NAMESPACE,
-    SettingsError,
-    StackSettings,
-    Versions,
-    decode_config,
-    parse_settings,
-)
+from components.settings import NAMESPACE, SettingsError, StackSettings, Versions
 
 ROOT = Path(__file__).resolve().parent.parent
 
