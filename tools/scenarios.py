@@ -275,6 +275,7 @@ def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") 
     empty.mkdir(parents=True, exist_ok=True)
     dockerfile = f"FROM {engine.base_image}\nRUN echo '{marker}' > /etc/comfyui-standin\n"
     if nvcc:
+        dockerfile += f'LABEL {NVCC_LABEL}="{nvcc}"\n'
         dockerfile += (
             "RUN printf '#!/bin/sh\\necho \"Cuda compilation tools, release "
             f"{nvcc} (comfyui-images stand-in)\"\\n' > /usr/local/bin/nvcc"
@@ -288,6 +289,29 @@ def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") 
         check=True,
         timeout=600,
     )
+
+
+NVCC_LABEL = "io.comfyui-images.standin.nvcc"
+
+
+def standin_missing(ref: str, *, nvcc: str = "") -> bool:
+    """Whether ``ref`` must be (re)pushed: absent, or a devel stand-in without our nvcc
+    (stand-ins pushed before the builder was built here had none)."""
+    if not nvcc:
+        found = docker("buildx", "imagetools", "inspect", ref, check=False)
+        return found.returncode != 0
+    labels = docker(
+        "buildx",
+        "imagetools",
+        "inspect",
+        ref,
+        "--format",
+        "{{json .Image.Config.Labels}}",
+        check=False,
+    )
+    if labels.returncode != 0:
+        return True
+    return (json.loads(labels.stdout or "null") or {}).get(NVCC_LABEL) != nvcc
 
 
 # setup.py of the SageAttention stand-in: a pure-Python package named and versioned like
@@ -351,7 +375,7 @@ def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
         f"{s['ubuntuImage']}:{v['ubuntu']}": (f"ubuntu {v['ubuntu']}", ""),
     }
     for ref, (marker, nvcc) in refs.items():
-        if docker("buildx", "imagetools", "inspect", ref, check=False).returncode != 0:
+        if standin_missing(ref, nvcc=nvcc):
             push_base_standin(engine, ref, marker, nvcc=nvcc)
 
 

@@ -13,7 +13,6 @@ every stand-in the merged config refers to. The committed stack file is never ch
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from typing import Any
 
@@ -28,6 +27,7 @@ from tools.scenarios import (
     make_sageattention_standin,
     make_torch_index,
     push_base_standin,
+    standin_missing,
     torch_lines,
 )
 
@@ -45,17 +45,6 @@ def merged(stack: str) -> dict[str, Any]:
         else:
             config[key] = value
     return config
-
-
-def _in_registry(ref: str) -> bool:
-    found = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", ref],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    return found.returncode == 0
 
 
 def make_standins(config: dict[str, Any]) -> list[str]:
@@ -94,7 +83,7 @@ def make_standins(config: dict[str, Any]) -> list[str]:
             refs[f"{image}:{cuda}-devel-ubuntu{ubuntu}"] = (f"cuda {cuda} devel", cuda)
         for ref, (marker, nvcc) in refs.items():
             loopback = ref.replace("localhost:", "127.0.0.1:", 1)
-            if not _in_registry(loopback):
+            if standin_missing(loopback, nvcc=nvcc):
                 push_base_standin(engine, loopback, marker, nvcc=nvcc)
             made.append(ref)
     return made
