@@ -8,14 +8,24 @@ pruned builder with no local images (a fresh CI runner), twice side by side:
 - pulumi up: the real CLI and provider on a throwaway backend, which rebuilds only the
   Images whose inputs changed; steps and reuse come from the builder's history.
 
-Per scenario and target: steps, steps reused, hit rate, seconds and the ratio to the cold
-build. Results go to ``bench/results/<timestamp>.md`` and ``.json`` with the machine's details.
+Per scenario and target: steps, steps reused, hit rate, seconds, the ratio to the cold
+build, and the bytes BuildKit pulled from and pushed to the registry (its access log,
+tools/registry_traffic.py). Results go to ``bench/results/<timestamp>.md``, ``.json`` (with
+the payload and the machine's details) and ``.png`` (seconds and bytes per scenario).
 
-    scripts/engine-up && . .engine/env && venv/bin/python -m bench.cache_scenarios
+Payloads: ``small`` (default; the stand-ins of the engine tests) or ``realistic``: all six
+targets, torch stand-ins with incompressible payloads as large as the real libraries
+(2.5 GB per CUDA line, 200 MB CPU; tools/payloads.py), and ComfyUI's real requirements from
+PyPI when the upstream snapshot is on this machine (``--comfyui-requirements``).
+``--scaling 0.5,1,2.5`` adds the app-change cost of core-cuda at those CUDA payloads (GB).
+
+    scripts/engine-up && . .engine/env && venv/bin/python -m bench.cache_scenarios \
+        [--payload realistic] [--scaling 0.5,1,2.5] [--no-pulumi]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -30,10 +40,17 @@ from typing import Any
 from tools.cache_report import read_history, reports_from_history
 from tools.deployment import Deployment
 from tools.offline import ROOT
+from tools.payloads import GB, REALISTIC, fill_torch_indexes
+from tools.registry_traffic import Traffic, offset, traffic
 from tools.scenarios import (
+    NS,
+    REGISTRY_LOG,
+    REGISTRY_STORE,
     RUNS,
     SCENARIOS,
+    WORK,
     Engine,
+    TargetRun,
     apply,
     ci_config,
     engine_from_env,
@@ -68,7 +85,75 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench.cache_scenarios", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--payload", choices=("small", "realistic"), default="small")
+    parser.add_argument(
+        "--comfyui-requirements",
+        type=Path,
+        default=None,
+        help="a real ComfyUI requirements.txt for realistic mode (default: the fetched "
+        "upstream snapshot, when present)",
+    )
+    parser.add_argument(
+        "--scaling", default="", help="CUDA payload sizes in GB for the app-change scaling figure"
+    )
+    parser.add_argument("--no-pulumi", action="store_true", help="skip the pulumi up path")
+    return parser.parse_args(argv)
+
+
+UPSTREAM_SNAPSHOT = Path("/work/.mirror/Comfy-Org+ComfyUI/repo")
+
+
+def upstream_requirements(given: Path | None) -> str | None:
+    """ComfyUI's real requirements.txt: a file given, or the fetched upstream snapshot."""
+    if given is not None:
+        return given.read_text()
+    if UPSTREAM_SNAPSHOT.is_dir():
+        shown = subprocess.run(
+            ["git", "-C", str(UPSTREAM_SNAPSHOT), "show", "HEAD:requirements.txt"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            return shown.stdout
+    return None
+
+
+def realistic(config: dict[str, Any], requirements: str | None) -> dict[str, Any]:
+    """All six targets, heavy torch stand-ins, the real ComfyUI requirements."""
+    config = {**config, f"{NS}:targets": ["core-cpu", "complete-cuda"]}
+    fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", REALISTIC)
+    if requirements is not None:
+        for source in (WORK / "build" / "standins").glob("comfyui-*"):
+            (source / "requirements.txt").write_text(requirements)
+    return config
+
+
+def row(
+    scenario: Any, target: str, run: TargetRun | None, cold: float, **extra: Any
+) -> dict[str, Any]:
+    moved = run.traffic if run else Traffic()
+    seconds = run.seconds if run else 0.0
+    return {
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "target": target,
+        "steps": len(run.steps) if run else 0,
+        "cached": run.cached if run else 0,
+        "seconds": round(seconds, 1),
+        "ratio_to_cold": round(seconds / cold, 3) if cold else 0.0,
+        "bytes_pulled": moved.bytes_pulled,
+        "bytes_pushed": moved.bytes_pushed,
+        **extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     engine = engine_from_env()
     if engine is None:
         print("bench: no engine; run scripts/engine-up and `. .engine/env` first", file=sys.stderr)
@@ -76,52 +161,116 @@ def main() -> int:
     run_id = f"bench{int(time.time())}"
     config = ci_config(engine, run_id)
     prepare(config)
+    requirements = upstream_requirements(args.comfyui_requirements)
+    payload: dict[str, Any] = {"mode": args.payload}
+    if args.payload == "realistic":
+        ensure_inputs(engine, config)
+        config = realistic(config, requirements)
+        payload |= {
+            "torch_payload_bytes": REALISTIC,
+            "comfyui_requirements": "upstream" if requirements else "stand-in",
+        }
     rows: list[dict[str, Any]] = []
     cold: dict[str, float] = {}
     for scenario in SCENARIOS:
         config = apply(config, scenario)
         ensure_inputs(engine, config)
+        if args.payload == "realistic" and requirements is not None:
+            for source in (WORK / "build" / "standins").glob("comfyui-*"):
+                (source / "requirements.txt").write_text(requirements)
         runs = run_scenario(config, scenario, RUNS / run_id / scenario.name)
         for target, run in runs.items():
             if scenario.name == "cold":
                 cold[target] = run.seconds
-            rows.append(
-                {
-                    "scenario": scenario.name,
-                    "title": scenario.title,
-                    "target": target,
-                    "steps": len(run.steps),
-                    "cached": run.cached,
-                    "seconds": round(run.seconds, 1),
-                    "ratio_to_cold": round(run.seconds / cold[target], 2),
-                }
-            )
+            rows.append(row(scenario, target, run, cold[target]))
         total = sum(r.seconds for r in runs.values())
+        if scenario.name == "cold":
+            cold["(all)"] = total
         rows.append(
             {
-                "scenario": scenario.name,
-                "title": scenario.title,
-                "target": "(all)",
+                **row(scenario, "(all)", None, cold["(all)"]),
                 "steps": sum(len(r.steps) for r in runs.values()),
                 "cached": sum(r.cached for r in runs.values()),
                 "seconds": round(total, 1),
-                "ratio_to_cold": round(total / sum(cold.values()), 2),
+                "ratio_to_cold": round(total / cold["(all)"], 3),
+                "bytes_pulled": sum(r.traffic.bytes_pulled for r in runs.values()),
+                "bytes_pushed": sum(r.traffic.bytes_pushed for r in runs.values()),
             }
         )
-    for row in rows:
-        row["path"] = "bake"
-    provider = provider_rows(engine, run_id)
-    table = render(rows) + "\n\nThrough `pulumi up`:\n\n" + render(provider)
-    rows += provider
+    for r in rows:
+        r["path"] = "bake"
+    table = render(rows)
+    if not args.no_pulumi:
+        provider = provider_rows(engine, run_id)
+        table += "\n\nThrough `pulumi up`:\n\n" + render(provider)
+        rows += provider
+    scaling = scaling_rows(engine, run_id, args.scaling) if args.scaling else []
+    if scaling:
+        table += "\n\nApp change vs payload (core-cuda):\n\n" + render_scaling(scaling)
     print(table)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     details = machine()
-    (RESULTS / f"{stamp}.json").write_text(json.dumps({"machine": details, "rows": rows}, indent=2))
+    document = {"payload": payload, "machine": details, "rows": rows, "scaling": scaling}
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2))
     header = ", ".join(f"{k} {v}" for k, v in details.items())
-    (RESULTS / f"{stamp}.md").write_text(f"Machine: {header}\n\n{table}\n")
-    print(f"\nbench: wrote bench/results/{stamp}.md and .json")
+    (RESULTS / f"{stamp}.md").write_text(f"Payload: {payload}\n\nMachine: {header}\n\n{table}\n")
+    from bench.chart import draw  # noqa: PLC0415 (matplotlib only for the benchmark)
+
+    draw(document, RESULTS / f"{stamp}.png")
+    print(f"\nbench: wrote bench/results/{stamp}.md, .json and .png")
     return 0
+
+
+def scaling_rows(engine: Engine, run_id: str, sizes: str) -> list[dict[str, Any]]:
+    """Cold, then an app change, of core-cuda at each CUDA payload size: how the cost of
+    an app change grows with what lies under it."""
+    out = []
+    for text in sizes.split(","):
+        size = int(float(text) * GB)
+        config = ci_config(engine, f"{run_id}-scale{text.replace('.', '_')}")
+        config[f"{NS}:targets"] = ["core-cuda"]
+        prepare(config)
+        ensure_inputs(engine, config)
+        fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", {"cuda": size, "cpu": 0})
+        by_name = {s.name: s for s in SCENARIOS}
+        runs = {}
+        for name in ("cold", "app-change"):
+            scenario = by_name[name]
+            config = apply(config, scenario)
+            runs[name] = run_scenario(config, scenario, RUNS / run_id / f"scale-{text}-{name}")
+        cold, app = runs["cold"]["core-cuda"], runs["app-change"]["core-cuda"]
+        out.append(
+            {
+                "payload_gb": float(text),
+                "cold_seconds": round(cold.seconds, 1),
+                "app_change_seconds": round(app.seconds, 1),
+                "ratio_to_cold": round(app.seconds / cold.seconds, 3),
+                "bytes_pulled": app.traffic.bytes_pulled,
+                "bytes_pushed": app.traffic.bytes_pushed,
+            }
+        )
+    return out
+
+
+def render_scaling(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| CUDA payload | cold s | app change s | vs cold | pulled | pushed |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['payload_gb']} GB | {r['cold_seconds']} | {r['app_change_seconds']} | "
+            f"{r['ratio_to_cold']:.3f} | {size(r['bytes_pulled'])} | {size(r['bytes_pushed'])} |"
+        )
+    return "\n".join(lines)
+
+
+def size(n: int) -> str:
+    for unit, scale in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
@@ -142,9 +291,11 @@ def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
                 deployment.write_config(config)
                 reset_local_state()
                 since = datetime.now(UTC).isoformat()
+                log_start = offset(REGISTRY_LOG)
                 started = time.monotonic()
                 deployment.pulumi("up", "--yes", "--skip-preview")
                 wall = time.monotonic() - started
+                moved = traffic(REGISTRY_LOG, log_start, REGISTRY_STORE)
                 built = {r.target: r for r in reports_from_history(*read_history(None), since)}
                 for target in _images(deployment):
                     report = built.get(target)
@@ -161,6 +312,9 @@ def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
                             "cached": report.cached if report else 0,
                             "seconds": round(seconds, 1),
                             "ratio_to_cold": round(seconds / cold[target], 2),
+                            # The registry log cannot tell the Images of one `up` apart.
+                            "bytes_pulled": None,
+                            "bytes_pushed": None,
                         }
                     )
                 if scenario.name == "cold":
@@ -175,6 +329,8 @@ def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
                         "cached": sum(r.cached for r in built.values()),
                         "seconds": round(wall, 1),
                         "ratio_to_cold": round(wall / cold["(all)"], 2),
+                        "bytes_pulled": moved.bytes_pulled,
+                        "bytes_pushed": moved.bytes_pushed,
                     }
                 )
         finally:
@@ -195,18 +351,21 @@ def _images(deployment: Deployment) -> list[str]:
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | target | steps | reused | hit rate | seconds | vs cold |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scenario | target | steps | reused | hit rate | seconds | vs cold | pulled | pushed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rate = r["cached"] / r["steps"] if r["steps"] else 1.0
         if not r["steps"] and r.get("path") == "pulumi up":
-            lines.append(f"| {r['title']} | {r['target']} | - | - | not rebuilt | - | - |")
+            lines.append(f"| {r['title']} | {r['target']} | - | - | not rebuilt | - | - | - | - |")
             continue
         name = f"**{r['title']}**" if r["target"] == "(all)" else r["title"]
+        moved = [
+            "-" if r.get(key) is None else size(r[key]) for key in ("bytes_pulled", "bytes_pushed")
+        ]
         lines.append(
             f"| {name} | {r['target']} | {r['steps']} | {r['cached']} | {rate:.0%} | "
-            f"{r['seconds']:.1f} | {r['ratio_to_cold']:.2f} |"
+            f"{r['seconds']:.1f} | {r['ratio_to_cold']:.2f} | {moved[0]} | {moved[1]} |"
         )
     return "\n".join(lines)
 

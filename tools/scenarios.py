@@ -33,6 +33,7 @@ from tools.bake import to_bake
 from tools.cache_report import Step, read_vertices, steps_of
 from tools.offline import ROOT, load_stack_config, run_program
 from tools.plan import to_plan
+from tools.registry_traffic import Traffic, offset, traffic
 
 NS = "comfyui-images"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -40,6 +41,9 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # the CA bundle handed to pip as the `ca` secret.
 BAKE_ALLOW = (f"--allow=fs.read={CA_BUNDLE}",)
 WORK = ROOT / "build" / "engine-work"
+# The loopback registry of scripts/engine-up: its access log and its blob store.
+REGISTRY_LOG = ROOT / ".engine" / "logs" / "registry.log"
+REGISTRY_STORE = ROOT / ".engine" / "registry-data"
 RUNS = ROOT / "build" / "engine-runs"
 FIRST = "<first step>"
 
@@ -445,6 +449,8 @@ class TargetRun:
     steps: list[Step]
     progress_file: Path
     metadata: dict[str, Any]
+    # What the build moved through the engine's registry (tools/registry_traffic.py).
+    traffic: Traffic = field(default_factory=Traffic)
 
     @property
     def cached(self) -> int:
@@ -482,9 +488,13 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
     runs: dict[str, TargetRun] = {}
     for target in plan["order"]:
         meta_file = out_dir / f"{target}.metadata.json"
+        log_start = offset(REGISTRY_LOG)
         started = time.monotonic()
         result = bake_target(bake_file, target, "--metadata-file", str(meta_file))
         seconds = time.monotonic() - started
+        moved = (
+            traffic(REGISTRY_LOG, log_start, REGISTRY_STORE) if REGISTRY_LOG.exists() else Traffic()
+        )
         progress = out_dir / f"{target}.rawjson"
         progress.write_text(result.stderr)
         if result.returncode != 0:
@@ -499,6 +509,7 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
             steps=steps,
             progress_file=progress,
             metadata=json.loads(meta_file.read_text())[target],  # bake keys it by target
+            traffic=moved,
         )
     return runs
 
