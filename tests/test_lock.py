@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from components import locks
 from tools import lock
 from tools.lock import LockInputs
 from tools.scenarios import make_comfyui_standin
@@ -109,7 +110,7 @@ def test_resolver_gets_the_files_comfy_cli_and_the_torch_pins() -> None:
 
 def test_header_records_what_the_resolution_depended_on() -> None:
     text = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
-    assert lock.read_header(text) == INPUTS.header_values()
+    assert locks.header(text) == INPUTS.header_values()
     for name, data in FILES.items():
         assert f"# sha256 {name}: {hashlib.sha256(data).hexdigest()}" in text
     assert "#   scripts/lock --stack ci\n" in text
@@ -207,7 +208,7 @@ def test_stack_lock_is_written_per_comfyui_version(tmp_path: Path) -> None:
     one = (tmp_path / "v0.8.1" / "constraints.txt").read_text()
     two = (tmp_path / "v0.8.2" / "constraints.txt").read_text()
     assert one == two  # same stand-in requirements: same lock, no version inside
-    assert lock.read_header(one)["python"] == "3.11"
+    assert locks.header(one)["python"] == "3.11"
 
 
 def test_explicit_inputs_are_all_required(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,17 +36,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.locks import LOCK_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS_DIR = "locks/comfyui"
-LOCK_FILE = "constraints.txt"
 # Requirement files of a ComfyUI source; the second only in current ComfyUI.
 REQUIREMENT_FILES = ("requirements.txt", "manager_requirements.txt")
 TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
 # Ubuntu 24.04 and the engine's Debian 12 both run manylinux_2_28 wheels; naming the tag
 # (not "linux") keeps the resolution the same on every machine that makes it.
 UV_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}
-HEADER_FIELDS = ("comfy-cli", "python", "platform", "torch", "torchvision", "torchaudio")
-_FIELD = re.compile(r"# (?P<key>[a-z-]+): (?P<value>\S+)$")
 _PIN_LINE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)(?P<rest>.*)$")
 
 
@@ -73,27 +72,12 @@ class LockInputs:
         }
 
 
-def lock_path(version: str, root: Path = ROOT) -> Path:
-    return root / LOCKS_DIR / version / LOCK_FILE
-
-
 def regenerate_command(stack: str | None) -> str:
     """What the header and every refusal tell a user to run (no host names, no version:
     the lock's directory names the version, and ``--comfyui`` picks another one)."""
     return (
         f"scripts/lock --stack {stack}" if stack else "scripts/lock --comfyui-src ... (see --help)"
     )
-
-
-def read_header(text: str) -> dict[str, str]:
-    """The ``# key: value`` fields of a lock's header."""
-    fields = {}
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        if match := _FIELD.match(line):
-            fields[match.group("key")] = match.group("value")
-    return fields
 
 
 def normalize(name: str) -> str:
