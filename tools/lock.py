@@ -35,8 +35,12 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.locks import LOCK_FILE
+
+if TYPE_CHECKING:
+    from components.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS_DIR = "locks/comfyui"
@@ -264,23 +268,49 @@ def read_source(location: str, version: str, root: Path = ROOT) -> dict[str, byt
 # --- command line ----------------------------------------------------------------------------
 
 
-def _from_stack(stack: str, comfyui: str | None) -> tuple[LockInputs, str]:
-    from components.settings import SettingsError  # noqa: PLC0415
-    from tools.releases import SourceError, StackFile  # noqa: PLC0415
-
-    try:
-        settings = StackFile.read(ROOT / "stacks" / f"Pulumi.{stack}.yaml").settings()
-    except (SourceError, SettingsError) as err:
-        raise LockError(str(err)) from None
+def inputs_of(settings: StackSettings, comfyui: str | None = None) -> LockInputs:
+    """What a stack's lock is resolved for: its pins, its Python and platform."""
     v = settings.versions
-    inputs = LockInputs(
+    return LockInputs(
         comfyui=comfyui or v.comfyui,
         comfy_cli=v.comfyCli,
         python=v.python,
         platform=settings.platform,
         torch={"torch": v.torch, "torchvision": v.torchvision, "torchaudio": v.torchaudio},
     )
-    return inputs, settings.sources.comfyui
+
+
+def write_lock(out_dir: Path, comfyui: str, text: str) -> Path:
+    out = out_dir / comfyui / LOCK_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+def lock_stack(
+    settings: StackSettings,
+    stack: str,
+    *,
+    output_dir: Path = ROOT / LOCKS_DIR,
+    resolver: Resolver | None = None,
+) -> Path:
+    """Lock the ComfyUI version a stack pins, from the stack's own source; the file written.
+    Release tracking calls this after it bumps a pin the lock depends on."""
+    inputs = inputs_of(settings)
+    files = read_source(settings.sources.comfyui, inputs.comfyui)
+    return write_lock(
+        output_dir, inputs.comfyui, make_lock(inputs, files, resolver or uv_resolver(), stack)
+    )
+
+
+def _stack_settings(stack: str) -> StackSettings:
+    from components.settings import SettingsError  # noqa: PLC0415
+    from tools.releases import SourceError, StackFile  # noqa: PLC0415
+
+    try:
+        return StackFile.read(ROOT / "stacks" / f"Pulumi.{stack}.yaml").settings()
+    except (SourceError, SettingsError) as err:
+        raise LockError(str(err)) from None
 
 
 def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> int:
@@ -297,8 +327,9 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
     args = parser.parse_args(argv)
     try:
         if args.stack:
-            inputs, source = _from_stack(args.stack, args.comfyui)
-            source = args.comfyui_src or source
+            settings = _stack_settings(args.stack)
+            inputs = inputs_of(settings, args.comfyui)
+            source = args.comfyui_src or settings.sources.comfyui
         else:
             explicit = ("comfyui", "comfyui_src", "comfy_cli", "python", *TORCH_PACKAGES)
             if missing := [f"--{n.replace('_', '-')}" for n in explicit if not getattr(args, n)]:
@@ -316,9 +347,7 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
     except LockError as err:
         print(f"lock: {err}", file=sys.stderr)
         return 1
-    out = args.output_dir / inputs.comfyui / LOCK_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    out = write_lock(args.output_dir, inputs.comfyui, text)
     print(f"lock: wrote {out}", file=sys.stderr)
     return 0
 
