@@ -448,7 +448,7 @@ def first_changed_index(steps: list[Step], marker: str | None) -> int:
 LOCKED_PINS = frozenset({"comfyCli", "python", "torch", "torchvision", "torchaudio"})
 
 
-def relock(config: dict[str, Any]) -> dict[str, Any]:
+def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
     """A new lock of the stand-in for the config's pins, in the work dir, and the config
     reading it there (a real comfy-cli bump comes with its regenerated lock, as release
     tracking makes it); the program and the build both read that one file."""
@@ -463,7 +463,7 @@ def relock(config: dict[str, Any]) -> dict[str, Any]:
     argv += ["--platform", config.get(f"{NS}:platform", "linux/amd64")]
     argv += [arg for name in TORCH_PINS for arg in (f"--{name}", v[name])]
     argv += ["--output-dir", str(WORK / "locks" / "comfyui")]
-    if lock.main(argv) != 0:
+    if lock.main(argv, resolver=resolver) != 0:
         raise RuntimeError(f"could not lock the stand-in for {v}")
     where = {**s, "comfyuiLock": str(WORK / "locks" / "comfyui" / "{version}")}
     return {**config, f"{NS}:sources": where}
