@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.catalog import TARGETS
+
 if TYPE_CHECKING:
     from components.settings import StackSettings
 
@@ -48,6 +50,11 @@ def find(settings: StackSettings) -> Lock:
     except OSError:  # absent, a directory, unreadable, a name too long: no lock
         digest = None
     return Lock(location=location, path=path, sha256=digest)
+
+
+def _shown(path: Path) -> Path:
+    """A path as messages show it: relative to the project when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def regenerate(stack: str) -> str:
@@ -79,8 +86,7 @@ def expected_header(settings: StackSettings) -> dict[str, tuple[str, str]]:
 
 
 def uses_lock(settings: StackSettings) -> bool:
-    from components.catalog import TARGETS  # noqa: PLC0415 (settings imports this module)
-
+    """Whether the stack builds anything that installs under the lock (core)."""
     return any(CONTEXT in TARGETS[name].sources for name in settings.build_order)
 
 
@@ -99,8 +105,7 @@ def mismatch(settings: StackSettings, stack: str) -> str | None:
     if not wrong:
         return None
     return (
-        f"{lock.path.relative_to(ROOT) if lock.path.is_relative_to(ROOT) else lock.path}, "
-        f"the lock of ComfyUI {settings.versions.comfyui}, was resolved for "
+        f"{_shown(lock.path)}, the lock of ComfyUI {settings.versions.comfyui}, was resolved for "
         f"{'; '.join(wrong)}: it would install packages nobody resolved together; "
         f"regenerate it with `{regenerate(stack)}` and commit it"
     )
@@ -111,9 +116,9 @@ def missing(settings: StackSettings, stack: str) -> str | None:
     lock = find(settings)
     if lock.sha256 is not None or not uses_lock(settings):
         return None
-    shown = lock.path.relative_to(ROOT) if lock.path.is_relative_to(ROOT) else lock.path
     return (
-        f"no lock of ComfyUI {settings.versions.comfyui}'s Python dependencies ({shown}): "
+        f"no lock of ComfyUI {settings.versions.comfyui}'s Python dependencies "
+        f"({_shown(lock.path)}): "
         "core builds resolve ComfyUI's requirements and comfy-cli's dependencies to whatever "
         f"is newest on build day; generate it with `{regenerate(stack)}` where the ComfyUI "
         "source is reachable, and commit it"
