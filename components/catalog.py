@@ -65,7 +65,11 @@ _CORE_ARGS = {
     **_TORCH,
     "COMFY_CLI_VERSION": "comfyCli",
     "COMFYUI_VERSION": "comfyui",
+    # The sha256 of the lock below: the layers that mount it check they got that file.
+    "COMFYUI_LOCK": "comfyuiLockSha256",
 }
+# ComfyUI's and comfy-cli's dependencies, locked per ComfyUI version (components/locks.py).
+_CORE_SOURCES = {"comfyui-src": "comfyuiSource", "comfyui-lock": "comfyuiLock", **_WHEELHOUSE}
 
 TARGETS: Mapping[str, Target] = MappingProxyType(
     {
@@ -92,7 +96,7 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 stage="core",
                 parents={"runtime": "runtime-cuda"},
                 args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCuda", "TORCH_CUDA": "torchCuda"},
-                sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
+                sources=_CORE_SOURCES,
                 version_tag="{comfyui}-cu{cuda}-torch{torch}",
                 per_cuda_line=True,
             ),
@@ -102,7 +106,7 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 stage="core",
                 parents={"runtime": "runtime-cpu"},
                 args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCpu", "TORCH_CUDA": "noCuda"},
-                sources={"comfyui-src": "comfyuiSource", **_WHEELHOUSE},
+                sources=_CORE_SOURCES,
                 version_tag="{comfyui}-cpu-torch{torch}",
             ),
             Target(

@@ -17,8 +17,9 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
+from components import locks
 from components.decode import decode_config, parse_settings, stack_file_problems
-from components.settings import NAMESPACE, PASSWORD_ENV, SettingsError, StackSettings
+from components.settings import NAMESPACE, PASSWORD_ENV, SettingsError, StackSettings, key
 from components.written import collisions, written_by
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,11 @@ def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> Stack
     if problems := stack_file_problems(stack_file_config(stack)):
         raise SettingsError("invalid stack configuration:\n  " + "\n  ".join(problems))
     settings = parse_settings(decode_config(values, secret_keys))
+    # A lock of other pins is always refused; a missing one only where the stack asks.
+    if problem := locks.mismatch(settings, stack):
+        raise SettingsError(f"{key('versions')}: {problem}")
+    if settings.requireLock and (problem := locks.missing(settings, stack)):
+        raise SettingsError(f"{key('requireLock')} is true, but there is {problem}")
     if problems := collisions(written_by(settings, stack)):
         raise SettingsError(
             "invalid stack configuration: two targets would write the same place:\n  "

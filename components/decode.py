@@ -38,7 +38,7 @@ _JSON_KEYS = {
     "targets",
     "cudaLines",
 }
-_BOOL_KEYS = {"push", "buildOnPreview"}
+_BOOL_KEYS = {"push", "buildOnPreview", "requireLock"}
 # Keys whose values are secrets; everything else is a plain setting.
 SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})
 # Secrets of other namespaces this program reads.

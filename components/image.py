@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components import inputs
+from components import inputs, locks
 from components.cache import plan_cache
 from components.config import StackSecrets
 from components.inputs import image_tags
@@ -137,5 +137,9 @@ class ImageFamily(pulumi.ComponentResource):
                 parents={p: self.targets[p] for p in build.parents.values()},
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # Visible, not fatal (requireLock makes it fatal, in config.load): a plan of a pin
+        # whose source cannot be reached here must still work.
+        if warning := locks.missing(settings, stack):
+            pulumi.log.warn(warning, resource=self)
         self.refs = {n: t.ref for n, t in self.targets.items()}
         self.register_outputs({"refs": self.refs})

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components import cuda
+from components import cuda, locks
 from components.catalog import Target
 from components.refs import MAX_TAG
 from components.settings import StackSettings
@@ -26,6 +26,8 @@ def resolve(settings: StackSettings) -> dict[str, str]:
     build, for its line: ``matrix.line_settings``)."""
     v, s = settings.versions, settings.sources
     line = cuda.wheel_tag(v.cuda)
+    # No lock: both empty, so the context and arg are left out and core resolves freely.
+    lock = locks.find(settings)
     return {
         # `base`, not `runtime`: the torch wheels bring their own CUDA libraries.
         "cudaBaseImage": f"{s.cudaImage}:{v.cuda}-base-ubuntu{v.ubuntu}",
@@ -48,6 +50,8 @@ def resolve(settings: StackSettings) -> dict[str, str]:
         "cudaArchList": settings.cudaArchList or cuda.default_arch_list(v.cuda),
         "pypiMirrorUrl": s.pypiMirror,
         "wheelhouse": s.wheelhouse,
+        "comfyuiLock": lock.location if lock.sha256 else "",
+        "comfyuiLockSha256": lock.sha256 or "",
     }
 
 

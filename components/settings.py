@@ -278,11 +278,26 @@ class Sources(_Strict):
     wheelhouse: StrictStr = Field(
         default="", description="Directory of local wheels offered to every pip step."
     )
+    comfyuiLock: StrictStr = Field(
+        default="locks/comfyui/{version}",
+        description="Directory of the lock scripts/lock writes for versions.comfyui "
+        "(constraints.txt); relative to the project.",
+    )
 
     @field_validator("*")
     @classmethod
     def _clean(cls, v: str | None) -> str | None:
         return v if v is None else _no_credentials(_no_control(v))
+
+    @field_validator("comfyuiLock")
+    @classmethod
+    def _local_lock(cls, v: str) -> str:
+        if "://" in v or v.startswith("git@"):
+            raise ValueError(
+                "must be a local directory (the program reads the lock's header before any "
+                "build), e.g. locks/comfyui/{version}"
+            )
+        return v
 
     @field_validator("cudaImage", "ubuntuImage")
     @classmethod
@@ -291,13 +306,13 @@ class Sources(_Strict):
             raise ValueError(f"{problem}; e.g. nvidia/cuda or mirror.example:5000/nvidia/cuda")
         return v
 
-    @field_validator("comfyui", "sageattention")
+    @field_validator("comfyui", "sageattention", "comfyuiLock")
     @classmethod
     def _templated(cls, v: str) -> str:
         if "{version}" not in v:
             raise ValueError(
                 "has no {version} placeholder, so the pinned version would not reach the "
-                "layer; write e.g. https://host/repo.git#{version}"
+                "layer; write e.g. https://host/repo.git#{version} (or locks/comfyui/{version})"
             )
         return v
 
@@ -483,6 +498,10 @@ class StackSettings(_Strict):
         default_factory=dict, description="CUDA matrix: line (cu130) -> its pins. Default: one."
     )
     cacheThresholds: dict[str, float] = Field(default_factory=dict)
+    requireLock: StrictBool = Field(
+        default=False,
+        description="Refuse core builds without a lock of ComfyUI's dependencies (scripts/lock).",
+    )
     github: GithubSettings | None = None
     # Presence only: the values stay pulumi secrets (see decode_config).
     hasRegistryPassword: bool = False

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components.settings import PIN_EXAMPLES
+from tools.lock import TORCH_PACKAGES, LockInputs, render
 from tools.offline import Recording, load_stack_config, run_program
 
 NS = "comfyui-images"
@@ -34,6 +37,24 @@ def with_overrides(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         else:
             config[f"{NS}:{name}"] = value
     return config
+
+
+def write_lock(directory: Path, pins: list[str] | None = None, **header: str) -> Path:
+    """A lock as scripts/lock writes it, for the default pins (``header`` overrides a field,
+    ``comfy_cli="1.22.0"``), in ``directory/constraints.txt``; returns ``directory``."""
+    defaults = {"comfy_cli": PIN_EXAMPLES["comfyCli"], "python": PIN_EXAMPLES["python"]}
+    values = {**defaults, "platform": "linux/amd64", **header}
+    inputs = LockInputs(
+        comfyui=PIN_EXAMPLES["comfyui"],
+        comfy_cli=values["comfy_cli"],
+        python=values["python"],
+        platform=values["platform"],
+        torch={name: PIN_EXAMPLES[name] for name in TORCH_PACKAGES},
+    )
+    text = render(inputs, {"requirements.txt": b"tqdm\n"}, pins or ["tqdm==4.67.1"], "test")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "constraints.txt").write_text(text)
+    return directory
 
 
 @pytest.fixture

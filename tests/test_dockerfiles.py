@@ -819,6 +819,55 @@ def test_core_installs_manager_requirements_keyed_to_that_file() -> None:
     assert "--requirement /tmp/comfyui-manager/manager_requirements.txt" in script
 
 
+# Paths inside the build container, not on this machine.
+LOCK_MOUNT = {"type": "bind", "from": "comfyui-lock", "target": "/tmp/comfyui-lock"}  # noqa: S108
+LOCK_FILE = "/tmp/comfyui-lock/constraints.txt"  # noqa: S108
+
+
+def test_core_lock_has_an_empty_default_stage() -> None:
+    """Builds without a lock (no `comfyui-lock` context) must still work."""
+    stage = parse(core_target().dockerfile).stage("comfyui-lock")
+    assert stage is not None, "core needs `FROM scratch AS comfyui-lock`"
+    assert (stage.base, stage.commands) == ("scratch", ())
+
+
+def test_core_lock_is_in_the_cache_key_from_the_comfy_cli_layer_on() -> None:
+    """The lock (its content through the bind mount, its sha256 through COMFYUI_LOCK) must
+    reach the comfy-cli, ComfyUI requirements and Manager layers, and nothing before them:
+    a lock change must never rebuild torch."""
+    target = core_target()
+    stage = parse(target.dockerfile).stage(target.stage)
+    assert stage is not None
+    commands = list(stage.commands)
+    mounting = [i for i, c in enumerate(commands) if LOCK_MOUNT in mounts(c)]
+    using = [i for i, c in enumerate(commands) if references(c, "COMFYUI_LOCK")]
+    declared = next(i for i, n in stage_arg_positions(stage) if n == "COMFYUI_LOCK")
+    torch = next(i for i, c in enumerate(commands) if references(c, "TORCH_VERSION"))
+    cli = next(i for i, c in enumerate(commands) if references(c, "COMFY_CLI_VERSION"))
+    requirements = next(
+        i for i, c in enumerate(commands) if "from=comfyui-src,source=requirements.txt" in text(c)
+    )
+    manager = next(
+        i for i, c in enumerate(commands) if "comfyui-manager-requirements" in stage_refs(c)
+    )
+    assert mounting == using == [cli, requirements, manager], (
+        f"{target.dockerfile}: the lock must be mounted and used by exactly the comfy-cli "
+        f"(line {commands[cli].start_line}), requirements and Manager layers"
+    )
+    assert torch < declared < cli, f"{target.dockerfile}: COMFYUI_LOCK reaches the torch layer"
+    for i in mounting:
+        script = " ".join(commands[i].value)
+        where = f"{target.dockerfile}:{commands[i].start_line}"
+        assert f'export PIP_CONSTRAINT="${{PIP_CONSTRAINT}} {LOCK_FILE}"' in script, (
+            f"{where}: lock mounted but not a constraint"
+        )
+        assert 'if [ -n "${COMFYUI_LOCK}" ]' in script, f"{where}: must build without a lock"
+    first = " ".join(commands[cli].value)
+    assert f'echo "${{COMFYUI_LOCK}}  {LOCK_FILE}" | sha256sum --check --strict' in first, (
+        f"{target.dockerfile}: the first layer must check it got the lock the program validated"
+    )
+
+
 def test_core_links_custom_nodes_into_data() -> None:
     target = core_target()
     final = [c for c in effective_commands(target) if c.cmd == "RUN" and "ln -s" in text(c)]

@@ -8,14 +8,15 @@ a child sees a parent change through the parent's digest, not through the pin.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.catalog import TARGETS
 from components.image import REPRODUCIBLE
-from components.settings import Sources, Versions
-from tests.conftest import Evaluate, with_overrides
+from components.settings import PIN_EXAMPLES, Sources, Versions
+from tests.conftest import Evaluate, with_overrides, write_lock
 from tools.offline import unwrap
 
 RUNTIMES = {"runtime-cuda", "runtime-cpu"}
@@ -46,6 +47,8 @@ SOURCE_ROUTES: dict[str, tuple[str, set[str]]] = {
     "torchIndexCuda": ("https://mirror.test/torch/{line}", {"core-cuda"} | BUILDER),
     "pypiMirror": ("https://mirror.test/pypi/simple", CORES | BUILDER | COMPLETE),
     "wheelhouse": ("build/wheelhouse", CORES | BUILDER | COMPLETE),
+    # A directory holding a lock of the pinned version (test_source_reaches_...: written).
+    "comfyuiLock": ("{tmp}/{version}", CORES),
 }
 
 
@@ -95,9 +98,12 @@ def test_version_reaches_exactly_its_targets(
 
 @pytest.mark.parametrize("source", sorted(SOURCE_ROUTES))
 def test_source_reaches_exactly_its_targets(
-    evaluate: Evaluate, everything: dict[str, Any], source: str
+    evaluate: Evaluate, everything: dict[str, Any], source: str, tmp_path: Path
 ) -> None:
     value, expected = SOURCE_ROUTES[source]
+    if "{tmp}" in value:
+        write_lock(tmp_path / PIN_EXAMPLES["comfyui"])
+        value = value.replace("{tmp}", str(tmp_path))
     assert changed_targets(evaluate, everything, "sources", source, value) == expected
 
 
@@ -121,11 +127,14 @@ def test_comfyui_version_is_in_core_inputs_not_runtime(
 
 
 def test_pins_reach_the_dockerfile_as_the_declared_arg(
-    evaluate: Evaluate, everything: dict[str, Any]
+    evaluate: Evaluate, everything: dict[str, Any], tmp_path: Path
 ) -> None:
     """What the catalog routes is what the provider receives, arg for arg (plus the constant
-    SOURCE_DATE_EPOCH that keeps unchanged rebuilds byte-identical)."""
-    config = with_overrides(everything, sources={"pypiMirror": "https://mirror.test/simple"})
+    SOURCE_DATE_EPOCH that keeps unchanged rebuilds byte-identical); with a lock, so its
+    digest is among them."""
+    write_lock(tmp_path / PIN_EXAMPLES["comfyui"])
+    sources = {"pypiMirror": "https://mirror.test/simple", "comfyuiLock": f"{tmp_path}/{{version}}"}
+    config = with_overrides(everything, sources=sources)
     inputs = own_inputs(evaluate(config))
     for name, target in TARGETS.items():
         # A CPU build's expected torch CUDA is empty, so it is left out (image.build_args).

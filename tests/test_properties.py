@@ -222,7 +222,8 @@ VALID: dict[str, Any] = {
     "registry": {"address": "ghcr.io", "namespace": "acme/comfy"},
     "targets": ["core-cpu", "complete-cuda"],
     "cache": {"backends": ["gha", "registry"], "mode": "max"},
-    "versions": {"comfyui": "v0.8.1"},
+    # A version with no committed lock: ci's lock of v0.8.1 is resolved for ci's pins.
+    "versions": {"comfyui": "v0.9.0"},
     "sources": {"pypiMirror": "https://pypi.example/simple"},
     "github": {"owner": "acme", "repository": "comfyui", "environment": "staging"},
 }

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from tools import releases
+from tools.lock import LockError
 from tools.offline import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
@@ -527,3 +528,55 @@ def test_the_chosen_trio_is_never_older_than_the_pins_and_is_compatible(
     if trio != pins_:
         assert fits("torchvision", trio.torchvision, trio.torch)
         assert fits("torchaudio", trio.torchaudio, trio.torch)
+
+
+# --- the lock -------------------------------------------------------------------------------
+
+
+class Relocks:
+    """Records what release tracking asks to lock (a real lock needs GitHub and the index)."""
+
+    def __init__(self, fail: str = "") -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    def __call__(self, settings: Any, stack: str) -> Path:
+        if self.fail:
+            raise LockError(self.fail)
+        self.calls.append((stack, settings.versions.comfyui, settings.versions.comfyCli))
+        return ROOT / "locks" / "comfyui" / settings.versions.comfyui / "constraints.txt"
+
+
+def test_write_with_lock_relocks_the_new_pins_once(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bump of a pin the lock is resolved for comes with the lock of the new pins, read
+    from the file as written (not the old pins)."""
+    relocks = Relocks()
+    args = ["--file", str(prod), "--index-url", INDEX, "--write", "--lock"]
+    code = releases.main(args, fetch=answers, env={}, relock=relocks)
+    out = capsys.readouterr().out
+    assert code == releases.EXIT_BUMPS
+    assert relocks.calls == [("prod", NEWEST["comfyui"], pins(prod)["comfyCli"])]
+    assert "regenerated the lock `locks/comfyui/v0.44.0/constraints.txt`" in out
+    code = releases.main(args, fetch=answers, env={}, relock=relocks)
+    assert code == releases.EXIT_CURRENT
+    assert len(relocks.calls) == 1, "nothing written, nothing relocked"
+
+
+def test_lock_without_write_is_refused(prod: Path, answers: Answers) -> None:
+    with pytest.raises(SystemExit):
+        releases.main(["--file", str(prod), "--lock"], fetch=answers, env={})
+
+
+def test_a_failing_lock_fails_the_run_naming_it(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No release PR with pins whose lock could not be made: the workflow stops on exit 1."""
+    relocks = Relocks(fail="ComfyUI source https://example.invalid: git fetch failed")
+    args = ["--file", str(prod), "--index-url", INDEX, "--write", "--lock"]
+    code = releases.main(args, fetch=answers, env={}, relock=relocks)
+    err = capsys.readouterr().err
+    assert code == releases.EXIT_ERROR
+    assert "their lock could not be made" in err
+    assert "git fetch failed" in err

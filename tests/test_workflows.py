@@ -565,9 +565,10 @@ def test_release_tracking_checks_weekly_and_opens_the_pr_with_the_release_token(
     assert pr["environment"]["deployment"] is False, "no deployment record for a PR"
     assert pr["permissions"] == {"contents": "read"}, "the release token writes, not the job's"
     (bump,) = [s for s in steps(pr) if s.get("id") == "bump"]
-    assert "--stack prod --write" in bump["run"]
+    assert "--stack prod --write --lock" in bump["run"], "a bump must come with its lock"
     (publish,) = [s for s in steps(pr) if GH_PR_WRITE.search(str(s.get("run", "")))]
     assert publish["env"]["GH_TOKEN"] == "${{ secrets.GH_RELEASE_TOKEN }}"
+    assert "git add -- stacks/Pulumi.prod.yaml locks/comfyui" in publish["run"], "new locks"
     for command in ("gh pr create", "gh pr edit", "push --force", "gh auth git-credential"):
         assert command in publish["run"], command
     assert publish["run"].count('--body-file "$RUNNER_TEMP/summary.md"') == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import runpy
 from collections.abc import Callable, Iterator, Mapping
@@ -54,6 +55,8 @@ class Recording:
     resources: list[Resource] = field(default_factory=list)
     # register_outputs() of each component, keyed by URN.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # pulumi.log.warn messages, in order: what `pulumi up` would print as warnings.
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -240,6 +243,23 @@ def _project_cwd() -> Iterator[None]:
         os.chdir(before)
 
 
+class _Warnings(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+def _warning_recorder(recording: Recording) -> logging.Logger:
+    """A logger of its own per run (the mock engine logs there), keeping the warnings; they
+    still reach the root logger, as they did before anything kept them."""
+    logger = logging.getLogger(f"{__name__}.run{id(recording)}")
+    logger.handlers = [_Warnings(recording.warnings)]
+    return logger
+
+
 def run_program(
     config: Mapping[str, Any],
     *,
@@ -260,7 +280,14 @@ def run_program(
     monitor.outputs = recording.outputs
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        monitor=monitor,
+        logger=_warning_recorder(recording),
+    )
     pulumi.runtime.set_all_config(values, secret_keys)
     os.environ.update(env or {})
 

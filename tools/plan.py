@@ -81,6 +81,7 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         "order": order,
         "targets": {name: targets[name] for name in order},
         "github": sorted(github, key=lambda g: (g["type"], g["name"])),
+        "warnings": list(recording.warnings),
     }
 
 
@@ -116,7 +117,8 @@ def render_text(plan: dict[str, Any]) -> str:
     mode = "pulumi preview" if plan["preview"] else "pulumi up"
     lines = [
         f"stack {plan['stack']} ({mode}): {len(plan['order'])} targets, "
-        f"build order {' -> '.join(plan['order'])}"
+        f"build order {' -> '.join(plan['order'])}",
+        *(f"warning: {w}" for w in plan.get("warnings") or []),
     ]
     for name in plan["order"]:
         t = plan["targets"][name]

@@ -65,6 +65,7 @@ from components.inputs import for_target
 from components.matrix import Build, builds
 from components.refs import redact_credentials
 from components.settings import NAMESPACE, SettingsError, StackSettings, Versions
+from tools.lock import LockError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -590,12 +591,16 @@ def _newer(candidate: str, pinned: str) -> bool:
         return False
 
 
+def _shown(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
+
+
 def render(report: Report) -> str:
     """The markdown summary: the job summary and the release PR's body."""
-    try:
-        shown = report.path.resolve().relative_to(ROOT)
-    except ValueError:
-        shown = report.path
+    shown = _shown(report.path)
     lines = [
         f"## Release tracking: stack `{report.stack}`",
         "",
@@ -662,11 +667,24 @@ def _old(report: Report, pin: str) -> str:
     return next(old for name, old, _, _ in report.rows if name == pin)
 
 
+# Pins the lock of ComfyUI's dependencies is resolved for (tools/lock.py, its header).
+LOCKED_PINS = frozenset({"comfyui", "comfyCli", "torch", "torchvision", "torchaudio"})
+# (settings as written, stack name) -> the lock file written; raises tools.lock.LockError.
+Relock = Callable[[StackSettings, str], Path]
+
+
+def _relock(settings: StackSettings, stack: str) -> Path:
+    from tools.lock import lock_stack  # noqa: PLC0415 (uv is only needed here)
+
+    return lock_stack(settings, stack)
+
+
 def main(
     argv: list[str] | None = None,
     *,
     fetch: Fetcher | None = None,
     env: Mapping[str, str] | None = None,
+    relock: Relock = _relock,
 ) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/track-releases", description=__doc__.splitlines()[0]
@@ -676,7 +694,15 @@ def main(
     where.add_argument("--file", type=Path, help="a stack file elsewhere")
     parser.add_argument("--write", action="store_true", help="rewrite the pins in place")
     parser.add_argument("--index-url", help="package index (default: pip's configuration)")
+    parser.add_argument(
+        "--lock",
+        action="store_true",
+        help="with --write: regenerate the lock of the ComfyUI version the stack now pins "
+        "(scripts/lock) when a pin it is resolved for was written",
+    )
     args = parser.parse_args(argv)
+    if args.lock and not args.write:
+        parser.error("--lock needs --write")
     environ = dict(os.environ if env is None else env)
     path = args.file or ROOT / "stacks" / f"Pulumi.{args.stack}.yaml"
     stack = args.stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
@@ -690,8 +716,17 @@ def main(
         if args.write and writable:
             stack_file.write_pins(writable)
             report.written = True
+            if args.lock and set(writable) & LOCKED_PINS:
+                locked = relock(StackFile.read(path).settings(), stack)
+                report.notes.append(f"regenerated the lock `{_shown(locked)}` for the new pins")
     except SourceError as err:
         print(f"track-releases: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except LockError as err:
+        print(
+            f"track-releases: the pins are written, but their lock could not be made: {err}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     print(render(report), end="")
     return EXIT_BUMPS if report.bumps else EXIT_CURRENT

@@ -344,9 +344,11 @@ def make_sageattention_standin(dest: Path) -> None:
 
 
 def prepare(config: dict[str, Any]) -> None:
-    """Fresh work dir (a copy of dockerfiles/) plus every stand-in the config refers to."""
+    """Fresh work dir (a copy of dockerfiles/ and locks/) plus every stand-in the config
+    refers to."""
     shutil.rmtree(WORK, ignore_errors=True)
     shutil.copytree(ROOT / "dockerfiles", WORK / "dockerfiles")
+    shutil.copytree(ROOT / "locks", WORK / "locks")
     wheels = WORK / "build" / "standins" / "wheelhouse"
     wheels.mkdir(parents=True)
     for line, pins in torch_lines(config).items():
@@ -541,11 +543,38 @@ def first_changed_index(steps: list[Step], marker: str | None) -> int:
     raise AssertionError(f"no step contains {marker!r}: {[s.text[:60] for s in steps]}")
 
 
+# Pins a lock is resolved for (its header); bumping one without a new lock is refused.
+LOCKED_PINS = frozenset({"comfyCli", "python", "torch", "torchvision", "torchaudio"})
+
+
+def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
+    """A new lock of the stand-in for the config's pins, in the work dir, and the config
+    reading it there (a real comfy-cli bump comes with its regenerated lock, as release
+    tracking makes it); the program and the build both read that one file."""
+    from tools import lock  # noqa: PLC0415 (uv is only needed here)
+
+    v, s = config[f"{NS}:versions"], config[f"{NS}:sources"]
+    source = WORK / s["comfyui"].replace("{version}", v["comfyui"])
+    if not source.exists():
+        make_comfyui_standin(source, v["comfyui"])
+    argv = ["--comfyui-src", str(source), "--comfyui", v["comfyui"]]
+    argv += ["--comfy-cli", v["comfyCli"], "--python", v["python"]]
+    argv += ["--platform", config.get(f"{NS}:platform", "linux/amd64")]
+    argv += [arg for name in TORCH_PINS for arg in (f"--{name}", v[name])]
+    argv += ["--output-dir", str(WORK / "locks" / "comfyui")]
+    if lock.main(argv, resolver=resolver) != 0:
+        raise RuntimeError(f"could not lock the stand-in for {v}")
+    where = {**s, "comfyuiLock": str(WORK / "locks" / "comfyui" / "{version}")}
+    return {**config, f"{NS}:sources": where}
+
+
 def apply(config: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     if scenario.versions:
         versions = dict(config[f"{NS}:versions"])
         versions.update(scenario.versions)
         config = {**config, f"{NS}:versions": versions}
+        if set(scenario.versions) & LOCKED_PINS:
+            config = relock(config)
     if scenario.edit:
         scenario.edit(WORK)
     return config

@@ -1,0 +1,125 @@
+"""The lock of ComfyUI's Python dependencies a stack's core builds install with.
+
+``scripts/lock`` (tools/lock.py) writes ``locks/comfyui/<version>/constraints.txt``; core's
+comfy-cli and requirement layers bind-mount that directory as the ``comfyui-lock`` context
+and receive its sha256 as ``COMFYUI_LOCK``, so a lock change is in exactly their cache keys
+and shows in every plan. This module finds the lock of the pinned ComfyUI version and says
+what is wrong with it.
+
+A missing lock is a warning by default: a stack may pin a ComfyUI whose source cannot be
+reached where its lock would be made, and a plan must still work; ``requireLock: true``
+makes it an error. A lock resolved for other pins (comfy-cli, Python, platform, torch) is
+always an error: it would install a set of packages nobody resolved together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.catalog import TARGETS
+
+if TYPE_CHECKING:
+    from components.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK_FILE = "constraints.txt"
+CONTEXT = "comfyui-lock"
+_FIELD = re.compile(r"# (?P<key>[a-z-]+): (?P<value>\S+)$")
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Where the pinned version's lock lives (as the build context names it) and, if it
+    exists, the sha256 of its file."""
+
+    location: str
+    path: Path
+    sha256: str | None
+
+
+def find(settings: StackSettings) -> Lock:
+    location = settings.sources.comfyuiLock.replace("{version}", settings.versions.comfyui)
+    directory = Path(location) if Path(location).is_absolute() else ROOT / location
+    path = directory / LOCK_FILE
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:  # absent, a directory, unreadable, a name too long: no lock
+        digest = None
+    return Lock(location=location, path=path, sha256=digest)
+
+
+def _shown(path: Path) -> Path:
+    """A path as messages show it: relative to the project when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def regenerate(stack: str) -> str:
+    return f"scripts/lock --stack {stack}"
+
+
+def header(text: str) -> dict[str, str]:
+    """The ``# key: value`` fields of a lock's leading comment block."""
+    fields = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if match := _FIELD.match(line):
+            fields[match.group("key")] = match.group("value")
+    return fields
+
+
+def expected_header(settings: StackSettings) -> dict[str, tuple[str, str]]:
+    """Header field -> (the stack's value, the config key that sets it)."""
+    v = settings.versions
+    return {
+        "comfy-cli": (v.comfyCli, "versions.comfyCli"),
+        "python": (v.python, "versions.python"),
+        "platform": (settings.platform, "platform"),
+        "torch": (v.torch, "versions.torch"),
+        "torchvision": (v.torchvision, "versions.torchvision"),
+        "torchaudio": (v.torchaudio, "versions.torchaudio"),
+    }
+
+
+def uses_lock(settings: StackSettings) -> bool:
+    """Whether the stack builds anything that installs under the lock (core)."""
+    return any(CONTEXT in TARGETS[name].sources for name in settings.build_order)
+
+
+def mismatch(settings: StackSettings, stack: str) -> str | None:
+    """Why the pinned version's lock cannot be used with these pins (None: it can, or
+    there is none)."""
+    lock = find(settings)
+    if lock.sha256 is None or not uses_lock(settings):
+        return None
+    found = header(lock.path.read_text(encoding="utf-8", errors="replace"))
+    wrong = [
+        f"{field} {found.get(field, '(missing)')} where comfyui-images:{where} is {value}"
+        for field, (value, where) in expected_header(settings).items()
+        if found.get(field) != value
+    ]
+    if not wrong:
+        return None
+    return (
+        f"{_shown(lock.path)}, the lock of ComfyUI {settings.versions.comfyui}, was resolved for "
+        f"{'; '.join(wrong)}: it would install packages nobody resolved together; "
+        f"regenerate it with `{regenerate(stack)}` and commit it"
+    )
+
+
+def missing(settings: StackSettings, stack: str) -> str | None:
+    """The warning (or, with requireLock, the error) for core builds without a lock."""
+    lock = find(settings)
+    if lock.sha256 is not None or not uses_lock(settings):
+        return None
+    return (
+        f"no lock of ComfyUI {settings.versions.comfyui}'s Python dependencies "
+        f"({_shown(lock.path)}): "
+        "core builds resolve ComfyUI's requirements and comfy-cli's dependencies to whatever "
+        f"is newest on build day; generate it with `{regenerate(stack)}` where the ComfyUI "
+        "source is reachable, and commit it"
+    )

@@ -1,0 +1,240 @@
+"""The lock generator (tools/lock.py), offline: the resolver is injected, git sources are
+local repositories. What it proves: the lock is deterministic, records what the resolution
+depended on, leaves torch and its own closure to the torch layer, and fetches the pinned
+revision of a git source."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from components import locks
+from components.settings import SettingsError
+from tests.test_pins import own_inputs
+from tools import lock, scenarios
+from tools.lock import LockInputs
+from tools.offline import load_stack_config, run_program
+from tools.scenarios import make_comfyui_standin
+
+INPUTS = LockInputs(
+    comfyui="v0.8.1",
+    comfy_cli="1.23.0",
+    python="3.11",
+    platform="linux/amd64",
+    torch={"torch": "2.8.0", "torchvision": "0.23.0", "torchaudio": "2.8.0"},
+)
+FILES = {
+    "requirements.txt": b"torch\ntorchvision\nnumpy\ntqdm\n",
+    "manager_requirements.txt": b"iniconfig\n",
+}
+# What `uv pip compile --annotation-style=line` prints for FILES plus comfy-cli.in.
+COMPILED = """\
+click==8.1.8              # via typer
+comfy-cli==1.23.0         # via -r comfy-cli.in
+filelock==3.20.0          # via torch
+iniconfig==2.1.0          # via -r manager_requirements.txt
+numpy==2.3.4              # via -r requirements.txt, torchvision
+nvidia-cudnn-cu12==9.10.2.21 # via torch
+pillow==12.0.0            # via torchvision
+sympy==1.14.0             # via torch
+mpmath==1.3.0             # via sympy
+torch==2.8.0              # via -r requirements.txt, torchvision, torchaudio, -c torch.txt
+torchvision==0.23.0       # via -r requirements.txt, -c torch.txt
+tqdm==4.67.1              # via -r requirements.txt
+typer==0.20.0             # via comfy-cli
+"""
+
+
+class Recorder:
+    """A resolver that records its call and answers with canned uv output."""
+
+    def __init__(self, answer: str = COMPILED) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(
+        self, work: Path, requirements: Sequence[str], constraints: Sequence[str], i: LockInputs
+    ) -> str:
+        self.calls.append(
+            {
+                "requirements": {r: (work / r).read_text() for r in requirements},
+                "constraints": {c: (work / c).read_text() for c in constraints},
+                "inputs": i,
+            }
+        )
+        return self.answer
+
+
+def pins_of(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+def test_lock_is_deterministic_and_sorted() -> None:
+    """Same inputs, same bytes, whatever order uv prints in; no dates."""
+    shuffled = "\n".join(reversed(COMPILED.splitlines())) + "\n"
+    first = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
+    assert first == lock.make_lock(INPUTS, FILES, Recorder(shuffled), "ci")
+    pins = pins_of(first)
+    assert pins == sorted(pins, key=lambda p: lock.normalize(p.split("==")[0]))
+    assert "2026" not in first.split("# sha256")[0]
+
+
+def test_lock_leaves_out_torch_and_what_only_torch_needs() -> None:
+    """torch's own closure comes from the line's index; a lock pinning PyPI's builds of it
+    (nvidia-*, sympy) would fight the torch layer. What ComfyUI also needs stays pinned."""
+    pins = pins_of(lock.make_lock(INPUTS, FILES, Recorder(), "ci"))
+    assert pins == [
+        "click==8.1.8",
+        "comfy-cli==1.23.0",
+        "iniconfig==2.1.0",
+        "numpy==2.3.4",
+        "tqdm==4.67.1",
+        "typer==0.20.0",
+    ]
+
+
+def test_resolver_gets_the_files_comfy_cli_and_the_torch_pins() -> None:
+    recorder = Recorder()
+    lock.make_lock(INPUTS, FILES, recorder, "ci")
+    (call,) = recorder.calls
+    assert call["requirements"] == {
+        "manager_requirements.txt": "iniconfig\n",
+        "requirements.txt": "torch\ntorchvision\nnumpy\ntqdm\n",
+        "comfy-cli.in": "comfy-cli==1.23.0\n",
+    }
+    assert call["constraints"] == {
+        "torch.txt": "torch==2.8.0\ntorchvision==0.23.0\ntorchaudio==2.8.0\n"
+    }
+
+
+def test_header_records_what_the_resolution_depended_on() -> None:
+    text = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
+    assert locks.header(text) == INPUTS.header_values()
+    for name, data in FILES.items():
+        assert f"# sha256 {name}: {hashlib.sha256(data).hexdigest()}" in text
+    assert "#   scripts/lock --stack ci\n" in text
+    # The version is the directory's name, so equal requirements give equal locks.
+    assert "v0.8.1" not in text
+
+
+def test_a_changed_input_changes_the_lock() -> None:
+    base = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
+    other_cli = LockInputs(**{**INPUTS.__dict__, "comfy_cli": "1.22.0"})
+    assert lock.make_lock(other_cli, FILES, Recorder(), "ci") != base
+    edited = {**FILES, "requirements.txt": b"torch\nnumpy\ntqdm\n"}
+    assert lock.make_lock(INPUTS, edited, Recorder(), "ci") != base
+
+
+def test_a_resolution_without_comfy_cli_is_refused() -> None:
+    with pytest.raises(lock.LockError, match=r"comfy-cli==1\.23\.0"):
+        lock.make_lock(INPUTS, FILES, Recorder("tqdm==4.67.1  # via -r requirements.txt\n"), "ci")
+
+
+def test_uv_is_asked_for_the_stack_python_and_platform_on_pips_index(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The index comes from pip's settings (here $PIP_INDEX_URL), never from a file."""
+    seen: dict[str, object] = {}
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if command[1:4] == ["-m", "pip", "config"]:
+            return subprocess.CompletedProcess(command, 0, "", "")
+        seen["command"], seen["cwd"], seen["env"] = command, kwargs["cwd"], kwargs["env"]
+        return subprocess.CompletedProcess(command, 0, "out", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    env = {"PIP_INDEX_URL": "https://index.invalid/simple", "PIP_CERT": "/ca.pem"}
+    resolver = lock.uv_resolver(env)
+    arm = LockInputs(**{**INPUTS.__dict__, "platform": "linux/arm64"})
+    assert resolver(tmp_path, ["requirements.txt"], ["torch.txt"], arm) == "out"
+    command = seen["command"]
+    assert isinstance(command, list)
+    for flag in (
+        "--no-config",
+        "--python-version=3.11",
+        "--python-platform=aarch64-manylinux_2_28",
+        "--index-url=https://index.invalid/simple",
+        "--constraint=torch.txt",
+    ):
+        assert flag in command
+    assert command[-1] == "requirements.txt"
+    assert seen["cwd"] == tmp_path
+    assert isinstance(seen["env"], dict)
+    assert seen["env"]["SSL_CERT_FILE"] == "/ca.pem"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_git_source_is_read_at_the_pinned_tag(tmp_path: Path) -> None:
+    """A file:// repository stands in for GitHub; the tag, not the newest commit, counts."""
+    repo = tmp_path / "ComfyUI"
+    repo.mkdir()
+    git(repo, "init", "--quiet")
+    (repo / "requirements.txt").write_text("tqdm==4.0\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "--quiet", "-m", "one")
+    git(repo, "tag", "v1.0.0")
+    (repo / "requirements.txt").write_text("tqdm==5.0\n")
+    (repo / "manager_requirements.txt").write_text("iniconfig\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "--quiet", "-m", "two")
+    git(repo, "tag", "v2.0.0")
+    location = f"file://{repo}#{{version}}"
+    assert lock.read_source(location, "v1.0.0") == {"requirements.txt": b"tqdm==4.0\n"}
+    assert lock.read_source(location, "v2.0.0") == {
+        "requirements.txt": b"tqdm==5.0\n",
+        "manager_requirements.txt": b"iniconfig\n",
+    }
+    with pytest.raises(lock.LockError, match="git fetch failed"):
+        lock.read_source(location, "v9.9.9")
+
+
+def test_stack_lock_is_written_per_comfyui_version(tmp_path: Path) -> None:
+    """scripts/lock --stack ci: the lock of the CI stand-in lands in
+    <output>/<version>/constraints.txt, and --comfyui picks another version."""
+    recorder = Recorder()
+    for version in ("v0.8.1", "v0.8.2"):
+        make_comfyui_standin(tmp_path / f"src-{version}", version)
+        args = ["--stack", "ci", "--comfyui", version, "--output-dir", str(tmp_path)]
+        args += ["--comfyui-src", str(tmp_path / "src-{version}")]
+        assert lock.main(args, resolver=recorder) == 0
+    one = (tmp_path / "v0.8.1" / "constraints.txt").read_text()
+    two = (tmp_path / "v0.8.2" / "constraints.txt").read_text()
+    assert one == two  # same stand-in requirements: same lock, no version inside
+    assert locks.header(one)["python"] == "3.11"
+
+
+def test_explicit_inputs_are_all_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        lock.main(["--comfyui-src", "x", "--comfyui", "v1"])
+    assert "--comfy-cli" in capsys.readouterr().err
+
+
+def test_comfy_cli_bump_scenario_relocks_so_ci_still_accepts_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ci requires a lock, and a lock of comfy-cli 1.23.0 is refused for 1.22.0: the engine
+    scenario that bumps comfy-cli must come with the lock of the new pins, in its work dir."""
+    monkeypatch.setattr(scenarios, "WORK", tmp_path)
+    config = load_stack_config("ci")
+    versions = {**config["comfyui-images:versions"], "comfyCli": "1.22.0"}
+    with pytest.raises(SettingsError, match=r"comfy-cli 1\.23\.0 where"):
+        run_program({**config, "comfyui-images:versions": versions}, stack="ci")
+    recorder = Recorder(COMPILED.replace("comfy-cli==1.23.0", "comfy-cli==1.22.0"))
+    bumped = scenarios.relock({**config, "comfyui-images:versions": versions}, resolver=recorder)
+    written = (tmp_path / "locks" / "comfyui" / "v0.8.1" / "constraints.txt").read_text()
+    assert locks.header(written)["comfy-cli"] == "1.22.0"
+    recording = run_program(bumped, stack="ci")
+    assert recording.warnings == []
+    core = own_inputs(recording)["core-cpu"]
+    assert core["contexts"]["comfyui-lock"] == str(tmp_path / "locks" / "comfyui" / "v0.8.1")
