@@ -31,11 +31,13 @@ from tools.cache_report import history_records, read_history, reports_from_histo
 from tools.deployment import Deployment
 from tools.offline import ROOT, run_program, unwrap
 from tools.scenarios import (
+    LOCKED_PINS,
     NS,
     Engine,
     ci_config,
     engine_from_env,
     push_base_standin,
+    relock,
 )
 from tools.standins import make_standins
 
@@ -148,13 +150,20 @@ def _routed(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     return changed
 
 
+def _with_pins(config: dict[str, Any], **pins: str) -> dict[str, Any]:
+    """The config with new pins; a pin the lock is resolved for comes with its new lock, as
+    release tracking makes it (the ci stack refuses a lock of other pins)."""
+    new = copy.deepcopy(config)
+    new[f"{NS}:versions"] = {**new[f"{NS}:versions"], **pins}
+    return relock(new) if set(pins) & LOCKED_PINS else new
+
+
 @pytest.mark.parametrize(("pin", "value"), [("comfyCli", "1.22.0"), ("ubuntu", "24.10")])
 def test_pin_bump_updates_exactly_the_routed_images(
     deployment: Deployment, engine: Engine, pin: str, value: str
 ) -> None:
     old = deployment.config
-    new = copy.deepcopy(old)
-    new[f"{NS}:versions"] = {**new[f"{NS}:versions"], pin: value}
+    new = _with_pins(old, **{pin: value})
     if pin == "ubuntu":  # the preview builds runtime-cpu from the new base: stand it in
         base = f"{new[f'{NS}:sources']['ubuntuImage']}:{value}"
         push_base_standin(engine, base, f"ubuntu {value}")
@@ -296,8 +305,7 @@ def test_a_fault_during_up_fails_clearly_and_the_next_up_converges(
     Each fault interrupts a real rebuild of core-cpu (a comfy-cli version it never built).
     """
     original = deployment.config
-    bumped = copy.deepcopy(original)
-    bumped[f"{NS}:versions"] = {**bumped[f"{NS}:versions"], "comfyCli": comfy_cli}
+    bumped = _with_pins(original, comfyCli=comfy_cli)
     since = _now()
     try:
         deployment.write_config(bumped)
