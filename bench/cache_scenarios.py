@@ -123,14 +123,11 @@ def upstream_requirements(given: Path | None) -> str | None:
     return None
 
 
-def realistic(config: dict[str, Any], requirements: str | None) -> dict[str, Any]:
-    """All six targets, heavy torch stand-ins, the real ComfyUI requirements."""
-    config = {**config, f"{NS}:targets": ["core-cpu", "complete-cuda"]}
+def realistic(config: dict[str, Any]) -> dict[str, Any]:
+    """All six targets and heavy torch stand-ins (the real ComfyUI requirements are written
+    into each stand-in source once the scenario has made it)."""
     fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", REALISTIC)
-    if requirements is not None:
-        for source in (WORK / "build" / "standins").glob("comfyui-*"):
-            (source / "requirements.txt").write_text(requirements)
-    return config
+    return {**config, f"{NS}:targets": ["core-cpu", "complete-cuda"]}
 
 
 def row(
@@ -164,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     requirements = upstream_requirements(args.comfyui_requirements)
     payload: dict[str, Any] = {"mode": args.payload}
     if args.payload == "realistic":
-        ensure_inputs(engine, config)
-        config = realistic(config, requirements)
+        config = realistic(config)
         payload |= {
             "torch_payload_bytes": REALISTIC,
             "comfyui_requirements": "upstream" if requirements else "stand-in",
