@@ -131,7 +131,13 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 name="complete-cuda",
                 directory="complete",
                 stage="complete",
-                parents={"core": "core-cuda", "sageattention": "sageattention-builder"},
+                # runtime: the interpreter core's venv was made from, for complete's own
+                # dependency stage (dockerfiles/complete/Dockerfile).
+                parents={
+                    "runtime": "runtime-cuda",
+                    "core": "core-cuda",
+                    "sageattention": "sageattention-builder",
+                },
                 args=dict(_PIP),
                 sources=dict(_WHEELHOUSE),
                 version_tag="{comfyui}-cu{cuda}-sage{sageattention}",

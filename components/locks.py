@@ -1,9 +1,11 @@
 """The lock of ComfyUI's Python dependencies a stack's core builds install with.
 
-``scripts/lock`` (tools/lock.py) writes ``locks/comfyui/<version>/constraints.txt``; core's
-comfy-cli and requirement layers bind-mount that directory as the ``comfyui-lock`` context
-and receive its sha256 as ``COMFYUI_LOCK``, so a lock change is in exactly their cache keys
-and shows in every plan. This module finds the lock of the pinned ComfyUI version and says
+``scripts/lock`` (tools/lock.py) writes ``locks/comfyui/<version>/constraints.txt``; core
+receives that directory as the ``comfyui-lock`` context and the file's sha256 as
+``COMFYUI_LOCK``. Its Dockerfile checks the file against the sha256 and splits it into
+one section per environment, which the comfy-cli and the requirement layers mount: a change
+to a section is in exactly the cache keys of the layers installing from it, and shows in
+every plan. This module finds the lock of the pinned ComfyUI version and says
 what is wrong with it.
 
 A missing lock is a warning by default: a stack may pin a ComfyUI whose source cannot be
@@ -29,6 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = "constraints.txt"
 CONTEXT = "comfyui-lock"
 _FIELD = re.compile(r"# (?P<key>[a-z-]+): (?P<value>\S+)$")
+# The lock's sections, one per environment, in file order: ComfyUI's requirement files for
+# /opt/venv, comfy-cli for /opt/comfy-cli. core's Dockerfile (stage comfyui-lock-parts)
+# splits the file at the marker lines into <section>.txt, one file per pip layer.
+SECTIONS = ("comfyui", "comfy-cli")
+
+
+def section_marker(name: str) -> str:
+    return f"# == {name} =="
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,19 @@ def _shown(path: Path) -> Path:
 
 def regenerate(stack: str) -> str:
     return f"scripts/lock --stack {stack}"
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """The pins of each section of a lock's text (a section absent from it: no key)."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    markers = {section_marker(n): n for n in SECTIONS}
+    for line in text.splitlines():
+        if line in markers:
+            current = found.setdefault(markers[line], [])
+        elif current is not None and line.strip() and not line.startswith("#"):
+            current.append(line.strip())
+    return found
 
 
 def header(text: str) -> dict[str, str]:
@@ -96,7 +119,16 @@ def mismatch(settings: StackSettings, stack: str) -> str | None:
     lock = find(settings)
     if lock.sha256 is None or not uses_lock(settings):
         return None
-    found = header(lock.path.read_text(encoding="utf-8", errors="replace"))
+    text = lock.path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    if absent := [n for n in SECTIONS if section_marker(n) not in lines]:
+        return (
+            f"{_shown(lock.path)}, the lock of ComfyUI {settings.versions.comfyui}, has no "
+            f"{' and no '.join(repr(section_marker(n)) for n in absent)} section: it was made "
+            "before ComfyUI and comfy-cli got environments of their own; regenerate it with "
+            f"`{regenerate(stack)}` and commit it"
+        )
+    found = header(text)
     wrong = [
         f"{field} {found.get(field, '(missing)')} where comfyui-images:{where} is {value}"
         for field, (value, where) in expected_header(settings).items()

@@ -51,7 +51,11 @@ def write_lock(directory: Path, pins: list[str] | None = None, **header: str) ->
         platform=values["platform"],
         torch={name: PIN_EXAMPLES[name] for name in TORCH_PACKAGES},
     )
-    text = render(inputs, {"requirements.txt": b"tqdm\n"}, pins or ["tqdm==4.67.1"], "test")
+    sections = {
+        "comfyui": pins or ["tqdm==4.67.1"],
+        "comfy-cli": [f"comfy-cli=={values['comfy_cli']}"],
+    }
+    text = render(inputs, {"requirements.txt": b"tqdm\n"}, sections, "test")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "constraints.txt").write_text(text)
     return directory

@@ -52,3 +52,23 @@ def test_scaling_table() -> None:
 def test_chart_is_drawn(tmp_path: Path) -> None:
     out = draw({"payload": {"mode": "realistic"}, "rows": ROWS}, tmp_path / "r.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compression_options_name_the_setting_for_image_and_cache() -> None:
+    from bench.compression import compression_options  # noqa: PLC0415
+
+    assert compression_options("gzip") == "compression=gzip,force-compression=true"
+    zstd = compression_options("zstd-9")
+    assert "compression=zstd" in zstd
+    assert "compression-level=9" in zstd
+    # zstd layers need OCI media types: Docker's schema has no zstd layer type.
+    assert "oci-mediatypes=true" in zstd
+
+
+def test_compression_payload_is_native_code_of_the_asked_size(tmp_path: Path) -> None:
+    from bench.compression import MB, make_payload  # noqa: PLC0415
+
+    written = make_payload(tmp_path / "payload", 3 * MB + 7)
+    files = sorted((tmp_path / "payload").iterdir())
+    assert written == sum(f.stat().st_size for f in files) == 3 * MB + 7
+    assert all(f.read_bytes()[:4] == b"\x7fELF" for f in files)

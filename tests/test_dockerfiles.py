@@ -30,6 +30,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 
+from components import locks
 from components.catalog import DOCKERFILES_DIR, TARGETS, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -421,8 +422,11 @@ def reads_context(context: str, cmd: str) -> object:
 
 
 def copies_comfyui_source(c: dockerfile.Command) -> bool:
-    """The whole tree into /opt/comfyui, not the one-file manager_requirements stage."""
-    return c.cmd == "COPY" and "comfyui-src" in stage_refs(c) and c.value[-1] == "/opt/comfyui/"
+    """The whole tree (mounted at its root), not the one-file manager_requirements stage or
+    the requirements.txt alone."""
+    return c.cmd == "RUN" and any(
+        m.get("from") == "comfyui-src" and "source" not in m for m in mounts(c)
+    )
 
 
 def context_copy(c: dockerfile.Command) -> bool:
@@ -451,7 +455,7 @@ LAYER_ORDER = {
     "complete": [
         ("custom-node requirements", lambda c: c.cmd == "RUN" and "requirements.txt" in text(c)),
         ("SageAttention wheel", reads_context("sageattention", "RUN")),
-        ("final setup", final_setup),
+        ("join onto core", lambda c: c.cmd == "COPY" and "complete-deps" in stage_refs(c)),
     ],
 }
 
@@ -469,6 +473,92 @@ def test_layers_run_from_most_to_least_stable(stage_name: str) -> None:
             f"{target.dockerfile}: the {before} layer (line {commands[i].start_line}) must "
             f"come before the {after} layer (line {commands[j].start_line})"
         )
+
+
+# --- the graph: stages meet late, with linked copies -------------------------------------
+
+# Final stages that only join other stages' results: what each may still inherit a RUN from.
+JOINING_STAGES = {"core": "comfyui-requirements", "complete": "core"}
+
+
+@pytest.mark.parametrize("stage_name", sorted(JOINING_STAGES))
+def test_final_stage_joins_with_linked_copies_only(stage_name: str) -> None:
+    """A RUN (or an unlinked COPY) in the final stage is keyed to every layer under it and
+    needs them all present: an app-code edit would pull the whole image to add one file."""
+    target = next(t for t in TARGETS.values() if t.stage == stage_name)
+    stage = parse(target.dockerfile).stage(stage_name)
+    assert stage is not None
+    assert stage.base == JOINING_STAGES[stage_name], (
+        f"{target.dockerfile}: stage {stage_name} must build on {JOINING_STAGES[stage_name]}"
+    )
+    for command in stage.commands:
+        where = f"{target.dockerfile}:{command.start_line}"
+        assert command.cmd not in {"RUN", "ADD"}, f"{where}: {command.cmd} in the joining stage"
+        if command.cmd == "COPY":
+            assert "--link" in command.flags, f"{where}: COPY without --link in the final stage"
+
+
+def stage_lineage(parsed: Parsed, name: str) -> list[str]:
+    """The stage and the stages it is built FROM, down to its named context."""
+    names = []
+    stage = parsed.stage(name)
+    while stage is not None:
+        names.append(stage.name)
+        stage = parsed.stage(stage.base)
+    return names
+
+
+def test_comfy_cli_and_comfyui_source_build_apart_from_torch() -> None:
+    """comfy-cli and the ComfyUI tree are not built on torch or ComfyUI's requirements: a
+    bump of either rebuilds its own stage, and no pip layer of ComfyUI's environment."""
+    target = core_target()
+    parsed = parse(target.dockerfile)
+    for name in ("comfy-cli", "comfyui-tree"):
+        lineage = stage_lineage(parsed, name)
+        assert lineage, f"{target.dockerfile}: no {name} stage"
+        assert not {"torch", "comfyui-requirements"} & set(lineage), (
+            f"{target.dockerfile}: stage {name} is built on {lineage[1:]}; torch is not its input"
+        )
+    tree = parsed.stage("comfyui-tree")
+    assert tree is not None
+    assert not any(references(c, "COMFY_CLI_VERSION") for c in tree.commands)
+
+
+def test_complete_deps_read_core_only_through_its_environment() -> None:
+    """complete's own steps read core by the content of /opt/venv, never the whole image:
+    an edit of core's start scripts must not rerun them."""
+    target = TARGETS["complete-cuda"]
+    parsed = parse(target.dockerfile)
+    deps = parsed.stage("complete-deps")
+    assert deps is not None, f"{target.dockerfile}: no complete-deps stage"
+    assert "core" not in stage_lineage(parsed, "complete-deps"), (
+        f"{target.dockerfile}: complete-deps is built FROM core (keyed to all of it)"
+    )
+    core_venv = {"type": "bind", "from": "core", "source": "/opt/venv", "target": "/opt/venv"}
+    for command in deps.commands:
+        if "core" not in stage_refs(command):
+            continue
+        where = f"{target.dockerfile}:{command.start_line}"
+        assert command.cmd == "RUN", f"{where}: read core by a read-only mount, not a copy"
+        from_core = [m for m in mounts(command) if m.get("from") == "core"]
+        assert from_core == [core_venv], f"{where}: complete-deps may mount core's /opt/venv only"
+    installs = [c for c in deps.commands if is_pip_run(c)]
+    assert installs, f"{target.dockerfile}: complete-deps installs nothing"
+    for command in installs:
+        assert "--prefix /out/opt/venv" in text(command), (
+            f"{target.dockerfile}:{command.start_line}: install into /out, not core's venv"
+        )
+
+
+def test_every_core_step_is_named() -> None:
+    """Each marker of CORE_STEPS names one step of core's Dockerfile: a renamed step makes
+    the expectations above fail loudly instead of silently matching nothing."""
+    from tools.scenarios import CORE_STEPS  # noqa: PLC0415 (engine helpers, marker table only)
+
+    text = (ROOT / core_target().dockerfile).read_text()
+    for name, marker in CORE_STEPS.items():
+        unexpanded = marker.replace('"/opt/venv"', '"${VIRTUAL_ENV}"')
+        assert unexpanded in text, f"CORE_STEPS[{name!r}] = {marker!r} is in no step"
 
 
 @pytest.mark.parametrize("path", DOCKERFILES)
@@ -831,46 +921,71 @@ def test_core_lock_has_an_empty_default_stage() -> None:
     assert (stage.base, stage.commands) == ("scratch", ())
 
 
-def test_core_lock_is_in_the_cache_key_from_the_comfy_cli_layer_on() -> None:
-    """The lock (its content through the bind mount, its sha256 through COMFYUI_LOCK) must
-    reach the comfy-cli, ComfyUI requirements and Manager layers, and nothing before them:
-    a lock change must never rebuild torch."""
+LOCK_PART = "/tmp/lock.txt"  # noqa: S108 (inside the build container)
+
+
+def lock_part_mount(section: str) -> dict[str, str]:
+    return {
+        "type": "bind",
+        "from": "comfyui-lock-parts",
+        "source": f"/out/{section}.txt",
+        "target": LOCK_PART,
+    }
+
+
+def test_core_lock_reaches_exactly_the_layers_of_each_section() -> None:
+    """The whole lock (and its sha256, COMFYUI_LOCK) reaches only the stage that checks and
+    splits it; each pip layer mounts its own section, read-only, so BuildKit keys it to that
+    section's content: comfy-cli's layer to comfy-cli's, ComfyUI's requirement and Manager
+    layers to ComfyUI's. A lock change never rebuilds torch, and a comfy-cli bump never
+    rebuilds ComfyUI's environment."""
     target = core_target()
-    stage = parse(target.dockerfile).stage(target.stage)
-    assert stage is not None
-    commands = list(stage.commands)
-    mounting = [i for i, c in enumerate(commands) if LOCK_MOUNT in mounts(c)]
-    using = [i for i, c in enumerate(commands) if references(c, "COMFYUI_LOCK")]
-    declared = next(i for i, n in stage_arg_positions(stage) if n == "COMFYUI_LOCK")
-    torch = next(i for i, c in enumerate(commands) if references(c, "TORCH_VERSION"))
-    cli = next(i for i, c in enumerate(commands) if references(c, "COMFY_CLI_VERSION"))
-    requirements = next(
-        i for i, c in enumerate(commands) if "from=comfyui-src,source=requirements.txt" in text(c)
+    parsed = parse(target.dockerfile)
+    commands = [c for s in chain(parsed, target.stage) for c in s.commands]
+    parts = parsed.stage("comfyui-lock-parts")
+    assert parts is not None, f"{target.dockerfile}: no comfyui-lock-parts stage"
+    whole = [c for c in commands if LOCK_MOUNT in mounts(c) or references(c, "COMFYUI_LOCK")]
+    assert whole == [c for c in parts.commands if c.cmd == "RUN"], (
+        f"{target.dockerfile}: only comfyui-lock-parts may read the whole lock or COMFYUI_LOCK"
     )
-    manager = next(
-        i for i, c in enumerate(commands) if "comfyui-manager-requirements" in stage_refs(c)
+    split = " ".join(whole[0].value)
+    assert f'echo "${{COMFYUI_LOCK}}  {LOCK_FILE}" | sha256sum --check --strict' in split, (
+        f"{target.dockerfile}: the split must check it got the lock the program validated"
     )
-    assert mounting == using == [cli, requirements, manager], (
-        f"{target.dockerfile}: the lock must be mounted and used by exactly the comfy-cli "
-        f"(line {commands[cli].start_line}), requirements and Manager layers"
-    )
-    assert torch < declared < cli, f"{target.dockerfile}: COMFYUI_LOCK reaches the torch layer"
-    for i in mounting:
-        script = " ".join(commands[i].value)
-        where = f"{target.dockerfile}:{commands[i].start_line}"
-        assert f'export PIP_CONSTRAINT="${{PIP_CONSTRAINT}} {LOCK_FILE}"' in script, (
-            f"{where}: lock mounted but not a constraint"
+    for section in locks.SECTIONS:
+        assert f"for part in {' '.join(locks.SECTIONS)}; do" in split
+        assert locks.section_marker(section).replace(section, "[a-z-]+") in split, (
+            f"{target.dockerfile}: the split does not read the '{section}' marker"
         )
-        assert 'if [ -n "${COMFYUI_LOCK}" ]' in script, f"{where}: must build without a lock"
-    first = " ".join(commands[cli].value)
-    assert f'echo "${{COMFYUI_LOCK}}  {LOCK_FILE}" | sha256sum --check --strict' in first, (
-        f"{target.dockerfile}: the first layer must check it got the lock the program validated"
+    cli = [c for c in commands if references(c, "COMFY_CLI_VERSION")]
+    requirements = [c for c in commands if "from=comfyui-src,source=requirements.txt" in text(c)]
+    manager = [c for c in commands if "comfyui-manager-requirements" in stage_refs(c)]
+    expected = {"comfy-cli": cli, "comfyui": requirements + manager}
+    for section, layers in expected.items():
+        found = [c for c in commands if lock_part_mount(section) in mounts(c)]
+        assert found == layers, (
+            f"{target.dockerfile}: the lock's {section} section must be mounted by exactly "
+            f"{[c.start_line for c in layers]}, not {[c.start_line for c in found]}"
+        )
+        for command in found:
+            script = " ".join(command.value)
+            where = f"{target.dockerfile}:{command.start_line}"
+            assert f"if [ -s {LOCK_PART} ]; then export PIP_CONSTRAINT=" in script, (
+                f"{where}: the section is mounted but not a constraint (or not optional)"
+            )
+            assert LOCK_PART in script.split("export PIP_CONSTRAINT=", 1)[1].split(";")[0]
+    torch = parsed.stage("torch")
+    assert torch is not None, f"{target.dockerfile}: no torch stage"
+    assert not any("comfyui-lock" in " ".join(stage_refs(c)) for c in torch.commands), (
+        f"{target.dockerfile}: the lock reaches the torch layer"
     )
 
 
 def test_core_links_custom_nodes_into_data() -> None:
     target = core_target()
-    final = [c for c in effective_commands(target) if c.cmd == "RUN" and "ln -s" in text(c)]
+    parsed = parse(target.dockerfile)
+    commands = [c for s in chain(parsed, target.stage) for c in s.commands]
+    final = [c for c in commands if c.cmd == "RUN" and "ln -s" in text(c)]
     loop = re.search(r"for dir in ([a-z_ ]+); do", " ".join(final[-1].value) if final else "")
     assert loop, f"{target.dockerfile}: the final setup no longer links folders into /data"
     assert "custom_nodes" in loop.group(1).split(), (

@@ -21,6 +21,8 @@ from tests.test_engine import _image_ref, _run_in, engine  # noqa: F401 (a fixtu
 from tools.scenarios import (
     NS,
     RUNS,
+    SCENARIOS,
+    WORK,
     Engine,
     Scenario,
     TargetRun,
@@ -86,3 +88,41 @@ def test_complete_keeps_the_lines_torch(
     line = cuda.wheel_tag(release)
     assert found == f"{config[f'{NS}:versions']['torch']}+{line}.standin {cuda.torch_cuda(release)}"
     assert "skimage" in _run_in(complete, "python", "-c", "import skimage; print(skimage.__name__)")
+    # The custom-node dependencies are core's venv's own now (no second copy of anything
+    # core has), importable and consistent as pip sees them.
+    for module in ("git", "imageio_ffmpeg", "cv2", "piexif"):
+        assert _run_in(complete, "python", "-c", f"import {module}; print({module}.__name__)")
+    _run_in(complete, "/opt/venv/bin/pip", "check")
+
+
+@pytest.fixture(scope="module")
+def cuda_app_change(
+    cuda_family: tuple[dict[str, Any], dict[str, TargetRun]],
+) -> dict[str, TargetRun]:
+    """The family rebuilt on a fresh runner after an edit of core's start script."""
+    config, _ = cuda_family
+    scenario = next(s for s in SCENARIOS if s.name == "app-change")
+    assert scenario.edit is not None
+    scenario.edit(WORK)
+    run_id = config[f"{NS}:registry"]["namespace"].rsplit("/", 1)[-1]
+    return run_scenario(config, scenario, RUNS / run_id / "cuda-app-change")
+
+
+def test_core_app_edit_reruns_nothing_of_complete(
+    cuda_app_change: dict[str, TargetRun],
+) -> None:
+    """complete's own steps read core's /opt/venv by content, not core's scripts: an edit of
+    them reruns only core's app layer and the joins onto it, in core and in complete."""
+    reran = {t: [s.text for s in r.steps if not s.cached] for t, r in cuda_app_change.items()}
+    assert reran["runtime-cuda"] == []
+    assert reran["sageattention-builder"] == []
+    assert sorted(reran["core-cuda"]) == [
+        "COPY --link app/ /opt/comfyui-app/",
+        "LINK COPY --link app/ /opt/comfyui-app/",
+    ]
+    assert reran["complete-cuda"] == ["LINK COPY --link --from=complete-deps /out/ /"], (
+        "complete reran more than its join onto the new core: "
+        f"{[t[:60] for t in reran['complete-cuda']]}"
+    )
+    for target, run in cuda_app_change.items():
+        print(f"{target}: pulled {run.traffic.bytes_pulled} B, pushed {run.traffic.bytes_pushed} B")

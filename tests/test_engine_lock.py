@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from components.locks import LOCK_FILE
+from components.locks import LOCK_FILE, sections
 from components.settings import PIN_EXAMPLES
 from tools.bake import to_bake
 from tools.lock import TORCH_PACKAGES, LockInputs, normalize, render
@@ -45,9 +45,10 @@ def stand_in_lock(config: dict[str, object]) -> str:
     versions = config[f"{NS}:versions"]
     assert isinstance(versions, dict)
     committed = (ROOT / "locks" / "comfyui" / versions["comfyui"] / LOCK_FILE).read_text()
-    pins = [line for line in committed.splitlines() if line and not line.startswith("#")]
+    parts = sections(committed)
+    pins = parts["comfyui"]
     assert any(normalize(p.split("==")[0]) == "tqdm" for p in pins), "ci's lock pins tqdm"
-    pins = [f"tqdm=={LOCKED_TQDM}" if p.startswith("tqdm==") else p for p in pins]
+    parts["comfyui"] = [f"tqdm=={LOCKED_TQDM}" if p.startswith("tqdm==") else p for p in pins]
     inputs = LockInputs(
         comfyui=VERSION,
         comfy_cli=versions.get("comfyCli", PIN_EXAMPLES["comfyCli"]),
@@ -56,7 +57,7 @@ def stand_in_lock(config: dict[str, object]) -> str:
         torch={name: versions[name] for name in TORCH_PACKAGES},
     )
     requirements = (WORK / "standin-src" / VERSION / "requirements.txt").read_bytes()
-    return render(inputs, {"requirements.txt": requirements}, pins, "ci")
+    return render(inputs, {"requirements.txt": requirements}, parts, "ci")
 
 
 def test_the_lock_decides_what_core_installs() -> None:
@@ -99,17 +100,23 @@ def test_the_lock_decides_what_core_installs() -> None:
     ref = f"{engine.registry}/{NAMESPACE}/core-cpu@{digest}"
     docker("pull", "--quiet", ref)
 
-    listed = docker(
-        "run", "--rm", "--entrypoint", "/opt/venv/bin/pip", ref, "list", "--format", "json"
-    )
-    installed = {normalize(p["name"]): p["version"] for p in json.loads(listed.stdout)}
-    assert installed.get("tqdm") == LOCKED_TQDM, installed.get("tqdm")
     locked = {
-        normalize(name): version
-        for line in lock_text.splitlines()
-        if line and not line.startswith("#")
-        for name, _, version in [line.partition("==")]
+        section: {
+            normalize(name): version for line in pins for name, _, version in [line.partition("==")]
+        }
+        for section, pins in sections(lock_text).items()
     }
-    wrong = {n: (v, locked[n]) for n, v in installed.items() if n in locked and v != locked[n]}
-    assert not wrong, f"installed (got, locked): {wrong}"
-    assert installed.get("comfy-cli") == locked["comfy-cli"]
+    # Each environment holds its own section: ComfyUI's in /opt/venv, comfy-cli's apart.
+    for section, venv in (("comfyui", "/opt/venv"), ("comfy-cli", "/opt/comfy-cli")):
+        listed = docker(
+            "run", "--rm", "--entrypoint", f"{venv}/bin/pip", ref, "list", "--format", "json"
+        )
+        installed = {normalize(p["name"]): p["version"] for p in json.loads(listed.stdout)}
+        wanted = locked[section]
+        wrong = {n: (v, wanted[n]) for n, v in installed.items() if n in wanted and v != wanted[n]}
+        assert not wrong, f"{venv}: installed (got, locked): {wrong}"
+        if section == "comfyui":
+            assert installed.get("tqdm") == LOCKED_TQDM, installed.get("tqdm")
+            assert "comfy-cli" not in installed, "comfy-cli belongs in its own environment"
+        else:
+            assert installed.get("comfy-cli") == wanted["comfy-cli"]

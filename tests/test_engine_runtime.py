@@ -211,6 +211,24 @@ def test_a_command_runs_instead_of_comfyui(image: str) -> None:
     assert result.stdout == "hi\n"
 
 
+def test_comfy_cli_and_uv_run_from_their_own_environment(image: str, volume: str) -> None:
+    """comfy-cli lives in /opt/comfy-cli, not in ComfyUI's environment, and its `comfy` and
+    `uv` are on PATH; both work on ComfyUI's environment through VIRTUAL_ENV (/data/venv)."""
+    script = (
+        'readlink -f "$(command -v comfy)"; readlink -f "$(command -v uv)"; '
+        'echo "$VIRTUAL_ENV"; comfy --help >/dev/null && echo comfy-ok; '
+        "uv --version >/dev/null && echo uv-ok; "
+        "/opt/venv/bin/pip show comfy-cli >/dev/null 2>&1 || echo not-in-comfyui-env"
+    )
+    result = run(image, "--volume", f"{volume}:/data", "--", "bash", "-c", script)
+    assert result.returncode == 0, result.stderr
+    comfy, uv, venv, *checks = result.stdout.split()
+    assert comfy.startswith("/opt/comfy-cli/"), comfy
+    assert uv.startswith("/opt/comfy-cli/"), uv
+    assert venv == "/data/venv"
+    assert checks == ["comfy-ok", "uv-ok", "not-in-comfyui-env"], result.stdout + result.stderr
+
+
 def test_puid_pgid_drop_root_and_own_data(image: str, volume: str) -> None:
     script = "id -u; id -g; stat -c %u:%g /data; touch /data/probe; stat -c %u:%g /data/probe"
     result = run(

@@ -69,46 +69,49 @@ class Recorder:
         return self.answer
 
 
-def pins_of(text: str) -> list[str]:
-    return [line for line in text.splitlines() if not line.startswith("#")]
-
-
 def test_lock_is_deterministic_and_sorted() -> None:
     """Same inputs, same bytes, whatever order uv prints in; no dates."""
     shuffled = "\n".join(reversed(COMPILED.splitlines())) + "\n"
     first = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
     assert first == lock.make_lock(INPUTS, FILES, Recorder(shuffled), "ci")
-    pins = pins_of(first)
-    assert pins == sorted(pins, key=lambda p: lock.normalize(p.split("==")[0]))
+    for pins in locks.sections(first).values():
+        assert pins == sorted(pins, key=lambda p: lock.normalize(p.split("==")[0]))
     assert "2026" not in first.split("# sha256")[0]
 
 
 def test_lock_leaves_out_torch_and_what_only_torch_needs() -> None:
     """torch's own closure comes from the line's index; a lock pinning PyPI's builds of it
     (nvidia-*, sympy) would fight the torch layer. What ComfyUI also needs stays pinned."""
-    pins = pins_of(lock.make_lock(INPUTS, FILES, Recorder(), "ci"))
-    assert pins == [
-        "click==8.1.8",
-        "comfy-cli==1.23.0",
-        "iniconfig==2.1.0",
-        "numpy==2.3.4",
-        "tqdm==4.67.1",
-        "typer==0.20.0",
+    parts = locks.sections(lock.make_lock(INPUTS, FILES, Recorder(), "ci"))
+    assert parts["comfyui"] == ["iniconfig==2.1.0", "numpy==2.3.4", "tqdm==4.67.1"]
+
+
+def test_each_environment_gets_its_own_section() -> None:
+    """ComfyUI's requirement files lock /opt/venv, comfy-cli locks /opt/comfy-cli, and
+    neither holds the other's packages: a comfy-cli bump must not move ComfyUI's pins."""
+    text = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
+    assert [line for line in text.splitlines() if line.startswith("# == ")] == [
+        locks.section_marker(n) for n in locks.SECTIONS
     ]
+    parts = locks.sections(text)
+    assert parts["comfy-cli"] == ["click==8.1.8", "comfy-cli==1.23.0", "typer==0.20.0"]
+    assert not {p.split("==")[0] for p in parts["comfyui"]} & {"click", "comfy-cli", "typer"}
 
 
-def test_resolver_gets_the_files_comfy_cli_and_the_torch_pins() -> None:
+def test_resolver_gets_the_files_then_comfy_cli_apart() -> None:
     recorder = Recorder()
     lock.make_lock(INPUTS, FILES, recorder, "ci")
-    (call,) = recorder.calls
-    assert call["requirements"] == {
+    environment, cli = recorder.calls
+    assert environment["requirements"] == {
         "manager_requirements.txt": "iniconfig\n",
         "requirements.txt": "torch\ntorchvision\nnumpy\ntqdm\n",
-        "comfy-cli.in": "comfy-cli==1.23.0\n",
     }
-    assert call["constraints"] == {
+    assert environment["constraints"] == {
         "torch.txt": "torch==2.8.0\ntorchvision==0.23.0\ntorchaudio==2.8.0\n"
     }
+    # comfy-cli's environment has no torch: nothing to hold it to.
+    assert cli["requirements"] == {"comfy-cli.in": "comfy-cli==1.23.0\n"}
+    assert cli["constraints"] == {}
 
 
 def test_header_records_what_the_resolution_depended_on() -> None:
@@ -124,7 +127,10 @@ def test_header_records_what_the_resolution_depended_on() -> None:
 def test_a_changed_input_changes_the_lock() -> None:
     base = lock.make_lock(INPUTS, FILES, Recorder(), "ci")
     other_cli = LockInputs(**{**INPUTS.__dict__, "comfy_cli": "1.22.0"})
-    assert lock.make_lock(other_cli, FILES, Recorder(), "ci") != base
+    bumped = lock.make_lock(other_cli, FILES, Recorder(), "ci")
+    assert bumped != base
+    # ComfyUI's section is the same bytes: its pip layers stay cached on a comfy-cli bump.
+    assert locks.sections(bumped)["comfyui"] == locks.sections(base)["comfyui"]
     edited = {**FILES, "requirements.txt": b"torch\nnumpy\ntqdm\n"}
     assert lock.make_lock(INPUTS, edited, Recorder(), "ci") != base
 

@@ -45,15 +45,42 @@ WORK = ROOT / "build" / "engine-work"
 REGISTRY_LOG = ROOT / ".engine" / "logs" / "registry.log"
 REGISTRY_STORE = ROOT / ".engine" / "registry-data"
 RUNS = ROOT / "build" / "engine-runs"
-FIRST = "<first step>"
+ALL = "<every step>"
 
-# What each scenario changes, and the first step it must rebuild in each target:
-# a marker found in that step's text, FIRST (everything rebuilds) or None (nothing does).
-APP_STEP = "COPY app/"
-# The requirements layer, not the one-file manager_requirements stage (it also reads
-# comfyui-src, sorts first, and stays cached when that file's content does not change).
-COMFYUI_STEP = "from=comfyui-src,source=requirements.txt"
-COMFY_CLI_STEP = "comfy-cli=="
+# The steps of core's graph (dockerfiles/core/Dockerfile), each named by a marker found in
+# BuildKit's text for it and nowhere else. The scenarios below say which of them must run.
+CORE_STEPS = {
+    "venv": 'python -m venv "/opt/venv"',
+    "torch": "--index-url",
+    "lock-split": "from=comfyui-lock,target=/tmp/comfyui-lock",
+    "comfy-cli-venv": "python -m venv /opt/comfy-cli",
+    "comfy-cli": "comfy-cli==",
+    "requirements": "from=comfyui-src,source=requirements.txt",
+    "manager-file": "COPY --from=comfyui-src manager_requirements.tx[t]",
+    "manager": "from=comfyui-manager-requirements",
+    "workdir": "WORKDIR /opt/comfyui",
+    "comfyui-tree": "from=comfyui-src,target=/tmp/comfyui-src",
+    "join-comfy-cli": "COPY --link --from=comfy-cli",
+    "join-comfyui-tree": "COPY --link --from=comfyui-tree",
+    "app": "COPY --link app/",
+}
+# BuildKit shows a `COPY --link` as two steps: the copy onto nothing (keyed to the copied
+# files alone) and "LINK ...", the join onto the image. A join runs no command and moves no
+# file; it is keyed to the layer it adds and to the joins under it, so it reruns when either
+# changed. Their names here: "link:<step>".
+LINKED = ("join-comfy-cli", "join-comfyui-tree", "app")  # in the final stage's order
+EVERY_CORE_STEP = (*CORE_STEPS, *(f"link:{name}" for name in LINKED))
+
+
+def relinks_from(name: str) -> tuple[str, ...]:
+    """The joins that rerun when the linked layer ``name`` changes: its own and those above."""
+    return tuple(f"link:{n}" for n in LINKED[LINKED.index(name) :])
+
+
+# Kept for the benchmark's labels.
+APP_STEP = CORE_STEPS["app"]
+COMFYUI_STEP = CORE_STEPS["comfyui-tree"]
+COMFY_CLI_STEP = CORE_STEPS["comfy-cli"]
 
 
 @dataclass(frozen=True)
@@ -401,12 +428,16 @@ def ci_config(engine: Engine, run_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One change, and the minimal set of steps it must rerun: a step reruns exactly when
+    its own inputs changed. ``reruns`` maps a target family ("runtime", "core") to ALL or
+    to names of CORE_STEPS; ``why`` says, per step, which of its inputs changed."""
+
     name: str
     title: str
     versions: dict[str, str] = field(default_factory=dict)
     edit: Callable[[Path], None] | None = None
-    # target family ("runtime" / "core") -> first step that must rebuild
-    first_change: dict[str, str | None] = field(default_factory=dict)
+    reruns: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
 
 
 def _edit_start_script(work: Path) -> None:
@@ -414,32 +445,77 @@ def _edit_start_script(work: Path) -> None:
     script.write_text(script.read_text() + f"# edited by the app-change scenario {time.time()}\n")
 
 
+# Steps keyed to files that a base image change leaves alone (see SHARED_STEPS).
+_CONTENT_ONLY = ("manager-file", "join-comfyui-tree", "app")
+
 SCENARIOS = [
-    Scenario("cold", "first build", first_change={"runtime": FIRST, "core": FIRST}),
-    Scenario("no-change", "no change", first_change={"runtime": None, "core": None}),
+    Scenario(
+        "cold",
+        "first build",
+        reruns={"runtime": ALL, "core": EVERY_CORE_STEP},
+        why={ALL: "nothing is cached: a fresh namespace, a pruned builder"},
+    ),
+    Scenario("no-change", "no change", reruns={"runtime": (), "core": ()}),
     Scenario(
         "app-change",
         "code change only (startup script)",
         edit=_edit_start_script,
-        first_change={"runtime": None, "core": APP_STEP},
+        reruns={"runtime": (), "core": ("app", *relinks_from("app"))},
+        why={
+            "app": "its only input, dockerfiles/core/app/, changed",
+            "link:app": "the layer it joins changed; nothing under it is rebuilt or pulled",
+        },
     ),
     Scenario(
         "comfyui-bump",
         "ComfyUI version bump",
         versions={"comfyui": "v0.8.2"},
-        first_change={"runtime": None, "core": COMFYUI_STEP},
+        reruns={
+            "runtime": (),
+            "core": ("comfyui-tree", "join-comfyui-tree", *relinks_from("join-comfyui-tree")),
+        },
+        why={
+            "comfyui-tree": "the source tree and COMFYUI_VERSION changed",
+            "join-comfyui-tree": "it copies that stage's new output",
+            "link:join-comfyui-tree": "the layer it joins changed",
+            "link:app": "a join under it changed (the app layer itself is reused)",
+            # and not: requirements.txt, manager_requirements.txt and the lock (whose bytes
+            # hold no ComfyUI version) are the same, so no pip layer reruns.
+        },
     ),
     Scenario(
         "comfy-cli-bump",
         "dependency update (comfy-cli)",
         versions={"comfyCli": "1.22.0"},
-        first_change={"runtime": None, "core": COMFY_CLI_STEP},
+        reruns={
+            "runtime": (),
+            "core": ("lock-split", "comfy-cli", "join-comfy-cli", *relinks_from("join-comfy-cli")),
+        },
+        why={
+            "lock-split": "the lock is regenerated (its header and comfy-cli section changed)",
+            "comfy-cli": "COMFY_CLI_VERSION and the lock's comfy-cli section changed",
+            "join-comfy-cli": "it copies that stage's new /opt/comfy-cli",
+            "link:join-comfy-cli": "the layer it joins changed",
+            "link:join-comfyui-tree": "a join under it changed (the tree itself is reused)",
+            "link:app": "a join under it changed (the app layer itself is reused)",
+            # and not: the lock's comfyui section is the same bytes, so ComfyUI's
+            # requirement and Manager layers (keyed to that section) stay cached.
+        },
     ),
     Scenario(
         "base-change",
         "base image update",
         versions={"ubuntu": "24.10"},
-        first_change={"runtime": FIRST, "core": FIRST},
+        reruns={
+            "runtime": ALL,
+            "core": tuple(n for n in EVERY_CORE_STEP if n not in _CONTENT_ONLY),
+        },
+        why={
+            ALL: "every runtime step is built on the base image, which changed",
+            "core": "every core step is built on the runtime image, except the copies of "
+            "files the base does not change: the Manager's requirement file, the ComfyUI "
+            "tree (rebuilt on the new runtime, to the same files) and the app code",
+        },
     ),
 ]
 
@@ -516,31 +592,56 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
     return runs
 
 
-# Steps that read only a source context, not the image under them (a stage of their own):
-# their cache key is the files they copy, so they rebuild only when those change, and a
-# second target with the same files reuses them. Marker -> the scenario pins that change
-# those files: none here, since every stand-in ComfyUI version ships the same
-# manager_requirements.txt (a ComfyUI bump changes the file only when upstream does).
-SOURCE_ONLY_STEPS: dict[str, tuple[str, ...]] = {
-    "COPY --from=comfyui-src manager_requirements.tx[t]": (),
-}
+# Steps whose result is a pure function of files that are the same in every target of a
+# family (no image under them): the same cache key in core-cuda as in core-cpu, so the
+# second target reuses what the first one (re)built. A stage FROM scratch, and the copy
+# half of a `COPY --link` of the build context or of the ComfyUI tree (BuildKit shows a
+# linked copy as two steps: the copy onto nothing, and "LINK ..." joining it to the image,
+# which is per target). comfy-cli's venv is not among them: it holds the runtime's paths
+# and bytecode, so its copy differs per runtime.
+SHARED_STEPS = (
+    CORE_STEPS["manager-file"],
+    CORE_STEPS["app"],
+    CORE_STEPS["join-comfyui-tree"],
+)
 
 
-def source_only(step: Step) -> tuple[str, ...] | None:
-    """The pins a source-only step depends on, or None for a step of the image's chain."""
-    return next((pins for m, pins in SOURCE_ONLY_STEPS.items() if m in step.text), None)
+def is_shared(step: Step) -> bool:
+    return not step.text.startswith("LINK ") and any(m in step.text for m in SHARED_STEPS)
 
 
-def first_changed_index(steps: list[Step], marker: str | None) -> int:
-    """Index of the first step that must rebuild (len(steps) when none must)."""
-    if marker is None:
-        return len(steps)
-    if marker == FIRST:
-        return 0
-    for index, step in enumerate(steps):
-        if marker in step.text and source_only(step) is None:
-            return index
-    raise AssertionError(f"no step contains {marker!r}: {[s.text[:60] for s in steps]}")
+def step_name(step: Step) -> str:
+    """The name of a core step: its CORE_STEPS key, "link:<key>" for the join of a linked
+    copy (AssertionError for a step no marker names, or more than one)."""
+    names = [name for name, marker in CORE_STEPS.items() if marker in step.text]
+    if len(names) != 1:
+        raise AssertionError(f"{len(names)} CORE_STEPS markers match {step.text[:80]!r}")
+    return f"link:{names[0]}" if step.text.startswith("LINK ") else names[0]
+
+
+def expected_reruns(scenario: Scenario, runs: dict[str, list[Step]]) -> dict[str, list[str]]:
+    """Per target (in build order), the texts of the steps the scenario must rerun.
+
+    ``runs`` maps each target to its steps. A shared step reruns in the first target that
+    has it at most: later targets find the same cache key already built."""
+    expected: dict[str, list[str]] = {}
+    seen_shared: set[str] = set()
+    for target, steps in runs.items():
+        rule = scenario.reruns[family(target)]
+        expected[target] = []
+        for step in steps:
+            if rule == ALL:
+                runs_now = True
+            elif family(target) == "runtime":
+                runs_now = False
+            else:
+                runs_now = step_name(step) in rule
+            if is_shared(step):
+                runs_now = runs_now and step.text not in seen_shared
+                seen_shared.add(step.text)
+            if runs_now:
+                expected[target].append(step.text)
+    return expected
 
 
 # Pins a lock is resolved for (its header); bumping one without a new lock is refused.
