@@ -13,6 +13,8 @@ the origin project's mistakes (see README "How the caches work"):
 - inline: exported with no mode (it has none) and read back through the *registry* type
   from the image's own moving tag (``type=inline`` is not a cache source).
 - local: a directory per target, for laptops.
+- compression (``compression``): the same for the image and the registry and local caches,
+  so a layer is compressed once; gha takes BuildKit's default (the provider has no field).
 - previews are kept away from the shared registry cache by credentials, not by inputs:
   the pull-request job's token can only read packages, and ``ignore_error`` turns the
   refused cache push into a warning. gha writes are isolated per branch by GitHub.
@@ -21,15 +23,34 @@ the origin project's mistakes (see README "How the caches work"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 from pulumi_docker_build import (
     CacheFromArgsDict,
     CacheMode,
     CacheToArgsDict,
+    CacheToLocalArgsDict,
     CacheToRegistryArgsDict,
+    CompressionType,
 )
 
-from components.settings import CacheBackend, StackSettings
+from components.settings import CacheBackend, LayerCompression, StackSettings
+
+
+def compression_fields(settings: StackSettings, *, oci: bool = True) -> dict[str, Any]:
+    """The provider's compression fields for an image or cache export; none for BuildKit's
+    default (gzip at its own level), so a stack that keeps the default keeps its inputs and
+    the setting's arrival rebuilds nothing. zstd layers need OCI media types (``oci``: the
+    export has that field; the local cache has not)."""
+    chosen = settings.compression
+    if chosen.type is LayerCompression.GZIP and chosen.level is None:
+        return {}
+    fields: dict[str, Any] = {"compression": CompressionType(chosen.type.value)}
+    if chosen.level is not None:
+        fields["compression_level"] = chosen.level
+    if oci and chosen.type is LayerCompression.ZSTD:
+        fields["oci_media_types"] = True
+    return fields
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,10 @@ def plan_cache(
         elif backend is CacheBackend.REGISTRY:
             ref = registry_cache_ref(settings, target)
             sources.append({"registry": {"ref": ref}})
-            entry: CacheToRegistryArgsDict = {"ref": ref, "mode": mode, "ignore_error": True}
+            entry = cast(
+                CacheToRegistryArgsDict,
+                {"ref": ref, "mode": mode, "ignore_error": True, **compression_fields(settings)},
+            )
             if settings.cache.imageManifest:
                 entry["image_manifest"] = True
                 entry["oci_media_types"] = True
@@ -79,5 +103,10 @@ def plan_cache(
         elif backend is CacheBackend.LOCAL:
             path = local_cache_dir(settings, target)
             sources.append({"local": {"src": path}})
-            sinks.append({"local": {"dest": path, "mode": mode, "ignore_error": True}})
+            fields = compression_fields(settings, oci=False)
+            local = cast(
+                CacheToLocalArgsDict,
+                {"dest": path, "mode": mode, "ignore_error": True, **fields},
+            )
+            sinks.append({"local": local})
     return CachePlan(cache_from=sources, cache_to=sinks)

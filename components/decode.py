@@ -37,6 +37,7 @@ _JSON_KEYS = {
     "cacheThresholds",
     "targets",
     "cudaLines",
+    "compression",
 }
 _BOOL_KEYS = {"push", "buildOnPreview", "requireLock"}
 # Keys whose values are secrets; everything else is a plain setting.

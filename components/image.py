@@ -9,12 +9,13 @@ tags and registry credentials.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import pulumi
 import pulumi_docker_build as docker_build
 
 from components import inputs, locks
-from components.cache import plan_cache
+from components.cache import compression_fields, plan_cache
 from components.config import StackSecrets
 from components.inputs import image_tags
 from components.matrix import Build, builds
@@ -43,7 +44,10 @@ def registry_exports(settings: StackSettings) -> list[docker_build.ExportArgsDic
 
     Without push, load or exports the provider warns; cacheonly says what we mean.
     """
-    return [{"registry": {}}] if settings.push else [{"cacheonly": {}}]
+    if not settings.push:
+        return [{"cacheonly": {}}]
+    registry = cast(docker_build.ExportRegistryArgsDict, compression_fields(settings))
+    return [{"registry": registry}]
 
 
 class ImageTarget(pulumi.ComponentResource):

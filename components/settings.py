@@ -82,6 +82,15 @@ class CacheMode(StrEnum):
     MAX = "max"
 
 
+class LayerCompression(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+
+# BuildKit's accepted levels per algorithm (its zstd maps 1-22 onto four encoder speeds).
+COMPRESSION_LEVELS = {LayerCompression.GZIP: range(0, 10), LayerCompression.ZSTD: range(1, 23)}
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BUILDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
@@ -185,6 +194,30 @@ class CacheSettings(_Strict):
                 "cache.backends [inline] with cache.mode max: inline cache has no max mode "
                 "(it embeds only the final image's layers). Use backends [registry] for "
                 "mode max, or set cache.mode to min"
+            )
+        return self
+
+
+class CompressionSettings(_Strict):
+    """How the layers BuildKit makes are compressed, for the image and every cache export
+    (one setting: a layer is compressed once and its blob shared). gzip is read by every
+    client; zstd compresses and unpacks faster but needs Docker 23+ or containerd 1.5+ to
+    pull the images. Layers of base images keep the compression they were pulled with."""
+
+    type: LayerCompression = Field(
+        default=LayerCompression.GZIP, description="gzip (every client) or zstd (faster)."
+    )
+    level: StrictInt | None = Field(
+        default=None, description="gzip 0-9, zstd 1-22; default BuildKit's own."
+    )
+
+    @model_validator(mode="after")
+    def _level_in_range(self) -> CompressionSettings:
+        allowed = COMPRESSION_LEVELS[self.type]
+        if self.level is not None and self.level not in allowed:
+            raise ValueError(
+                f"compression.level {self.level} is out of range for {self.type.value}: "
+                f"use {allowed.start}-{allowed.stop - 1}, or leave it out for BuildKit's default"
             )
         return self
 
@@ -484,6 +517,7 @@ class StackSettings(_Strict):
     targets: list[StrictStr] = Field(min_length=1)
     push: StrictBool = True
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
     versions: Versions = Field(default_factory=Versions)
     sources: Sources = Field(default_factory=Sources)
     builder: StrictStr | None = None

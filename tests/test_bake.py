@@ -73,3 +73,17 @@ def test_unpushed_targets_export_cache_only() -> None:
         entry["inputs"]["exports"] = [{"cacheonly": {}}]
     for target in bake.to_bake(plan, secrets={})["target"].values():
         assert target["output"] == ["type=cacheonly"]
+
+
+def test_compression_reaches_the_bake_output_and_cache() -> None:
+    """The bake translation builds what the provider would: the same compression in the
+    image output and the registry cache export."""
+    plan = to_plan(run_stack("dev"))
+    for entry in plan["targets"].values():
+        zstd = {"compression": "zstd", "compressionLevel": 3, "ociMediaTypes": True}
+        entry["inputs"]["exports"] = [{"registry": zstd}]
+        entry["inputs"]["cacheTo"] = [{"registry": {"ref": "r.example/c:x", **zstd}}]
+    for target in bake.to_bake(plan, secrets={"ca": "/dev/null"})["target"].values():
+        wanted = "compression=zstd,compression-level=3,oci-mediatypes=true"
+        assert target["output"] == [f"type=registry,{wanted}"]
+        assert target["cache-to"] == [f"type=registry,ref=r.example/c:x,{wanted}"]

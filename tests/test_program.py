@@ -154,6 +154,57 @@ def test_backends_keep_configured_order_and_empty_means_no_cache(
         assert "cacheFrom" not in i
 
 
+def test_default_compression_leaves_every_export_as_it_was(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """gzip at BuildKit's own level adds no field: the setting's arrival rebuilds nothing."""
+    config = with_overrides(base_config, cache={"backends": ["registry", "local"]})
+    for name, i in images(evaluate(config)).items():
+        assert i["exports"] == [{"registry": {}}], name
+        for entry in i["cacheTo"]:
+            params = next(iter(entry.values()))
+            assert not {"compression", "compressionLevel"} & set(params), name
+
+
+def test_compression_reaches_the_image_and_cache_exports(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """One setting for the image and the caches (a layer is compressed once); zstd layers
+    are written with OCI media types where the export has that field."""
+    config = with_overrides(
+        base_config,
+        cache={"backends": ["registry", "local", "gha"]},
+        compression={"type": "zstd", "level": 9},
+    )
+    for name, i in images(evaluate(config)).items():
+        (export,) = i["exports"]
+        zstd = {"compression": "zstd", "compressionLevel": 9}
+        assert export == {"registry": {**zstd, "ociMediaTypes": True}}, name
+        caches = {kind: params for e in i["cacheTo"] for kind, params in e.items()}
+        assert zstd.items() <= caches["registry"].items(), name
+        assert caches["registry"]["ociMediaTypes"] is True, name
+        assert zstd.items() <= caches["local"].items(), name
+        assert "compression" not in caches["gha"], f"{name}: the provider's gha has no field"
+
+
+@pytest.mark.parametrize(
+    ("compression", "fragment"),
+    [
+        ({"type": "zstd", "level": 0}, "out of range for zstd: use 1-22"),
+        ({"type": "gzip", "level": 12}, "out of range for gzip: use 0-9"),
+        ({"type": "brotli"}, "brotli"),
+        ({"kind": "zstd"}, "unknown key"),
+    ],
+)
+def test_bad_compression_registers_nothing(
+    evaluate: Evaluate, base_config: dict[str, Any], compression: dict[str, Any], fragment: str
+) -> None:
+    config = with_overrides(base_config, compression=compression)
+    with pytest.raises(Exception, match="compression") as raised:
+        evaluate(config)
+    assert fragment in str(raised.value)
+
+
 STACK_FILES = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 

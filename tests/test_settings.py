@@ -200,3 +200,30 @@ def test_presence_flags_cannot_be_set_from_the_stack(flag: str) -> None:
     """They are derived from the stack's secrets; a stack key must not fake them."""
     message = error_for(base(**{flag: ["GH_ADMIN_TOKEN"]}))
     assert f"comfyui-images:{flag}: unknown key" in message
+
+
+def test_every_structured_setting_is_decoded_from_json() -> None:
+    """Pulumi hands YAML objects and lists over as JSON text: a structured key missing from
+    the decoder's list would reject every valid stack value as 'not a mapping'."""
+    import types  # noqa: PLC0415
+    import typing  # noqa: PLC0415
+
+    from pydantic import BaseModel  # noqa: PLC0415
+
+    from components import decode  # noqa: PLC0415
+    from components.settings import StackSettings  # noqa: PLC0415
+
+    structured = set()
+    for name, field in StackSettings.model_fields.items():
+        if name in decode._PRESENCE_FLAGS:
+            continue
+        annotation = field.annotation
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = typing.get_args(annotation) if union else (annotation,)
+        for option in options:
+            origin = typing.get_origin(option) or option
+            if origin in (dict, list) or (
+                isinstance(origin, type) and issubclass(origin, BaseModel)
+            ):
+                structured.add(name)
+    assert structured == decode._JSON_KEYS

@@ -67,7 +67,8 @@ def to_bake(
             "platforms": i.get("platforms") or [],
             "cache-from": [cache_entry_to_string(e) for e in i.get("cacheFrom") or []],
             "cache-to": [cache_entry_to_string(e) for e in i.get("cacheTo") or []],
-            "output": ["type=registry"] if pushes(i) else ["type=cacheonly"],
+            "output": [cache_entry_to_string(e) for e in i.get("exports") or []]
+            or (["type=registry"] if pushes(i) else ["type=cacheonly"]),
             # No provenance attestation: it records build times, so an unchanged rebuild
             # would get a new index digest, and children key their FROM by that digest.
             "attest": ["type=provenance,disabled=true"],

@@ -30,12 +30,14 @@ DOCKER_IMAGE = "docker-image://"
 
 
 def cache_entry_to_string(entry: dict[str, Any]) -> str:
-    """A provider cache entry as BuildKit's ``type=...,key=value`` string."""
+    """A provider cache (or export) entry as BuildKit's ``type=...,key=value`` string."""
     ((kind, params),) = entry.items()
     names = {
         "ignoreError": "ignore-error",
         "imageManifest": "image-manifest",
         "ociMediaTypes": "oci-mediatypes",
+        "compressionLevel": "compression-level",
+        "forceCompression": "force-compression",
     }
     parts = [f"type={kind}"]
     first = ("ref", "scope", "src", "dest")
