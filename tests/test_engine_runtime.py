@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tools.bake import to_bake
 from tools.offline import run_program
 from tools.plan import to_plan
 from tools.scenarios import (
-    CA_BUNDLE,
     NS,
-    WORK,
     Engine,
-    bake_target,
+    bake_plan,
     ci_config,
     docker,
     engine_from_env,
@@ -50,14 +47,7 @@ def build_core_cpu(engine: Engine) -> str:
     prepare(config)
     ensure_inputs(engine, config)
     plan = to_plan(run_program(config, stack="ci"))
-    bake_file = WORK / "bake.json"
-    bake_file.write_text(json.dumps(to_bake(plan, secrets={"ca": CA_BUNDLE}, parents="image")))
-    digest = ""
-    for target in plan["order"]:
-        meta = WORK / f"{target}.metadata.json"
-        result = bake_target(bake_file, target, "--metadata-file", str(meta))
-        assert result.returncode == 0, f"bake {target} failed:\n{result.stderr[-4000:]}"
-        digest = json.loads(meta.read_text())[target]["containerimage.digest"]
+    digest = bake_plan(plan)["core-cpu"]
     assert plan["order"][-1] == "core-cpu", plan["order"]
     ref = f"{engine.registry}/{NAMESPACE}/core-cpu@{digest}"
     docker("pull", "--quiet", ref)

@@ -548,6 +548,21 @@ def bake_target(bake_file: Path, target: str, *flags: str) -> subprocess.Complet
     )
 
 
+def bake_plan(plan: dict[str, Any]) -> dict[str, str]:
+    """Build every target of a plan in order, each on its own reading its parents from the
+    registry (as the provider does), without pruning anything: target -> pushed digest."""
+    bake_file = WORK / "bake.json"
+    bake_file.write_text(json.dumps(to_bake(plan, secrets={"ca": CA_BUNDLE}, parents="image")))
+    digests = {}
+    for target in plan["order"]:
+        meta = WORK / f"{target}.metadata.json"
+        result = bake_target(bake_file, target, "--metadata-file", str(meta))
+        if result.returncode != 0:
+            raise RuntimeError(f"bake {target} failed:\n{result.stderr[-4000:]}")
+        digests[target] = json.loads(meta.read_text())[target]["containerimage.digest"]
+    return digests
+
+
 def reset_local_state() -> None:
     """What a fresh CI runner has: no build cache, no images."""
     docker("buildx", "prune", "--all", "--force")
