@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.cache_scenarios import render, render_scaling, size
@@ -72,3 +73,37 @@ def test_compression_payload_is_native_code_of_the_asked_size(tmp_path: Path) ->
     files = sorted((tmp_path / "payload").iterdir())
     assert written == sum(f.stat().st_size for f in files) == 3 * MB + 7
     assert all(f.read_bytes()[:4] == b"\x7fELF" for f in files)
+
+
+def test_context_seconds_count_only_local_context_transfers(tmp_path: Path) -> None:
+    from bench.cache_scenarios import context_seconds  # noqa: PLC0415
+
+    def vertex(digest: str, name: str, start: str, end: str) -> str:
+        v = {"digest": digest, "name": name, "started": start, "completed": end}
+        return json.dumps({"vertexes": [v]})
+
+    stream = "\n".join(
+        [
+            vertex(
+                "sha256:a",
+                "[context wheelhouse] load from client",
+                "2026-11-30T05:00:00Z",
+                "2026-11-30T05:00:11Z",
+            ),
+            vertex(
+                "sha256:b",
+                "[internal] load build context",
+                "2026-11-30T05:00:11Z",
+                "2026-11-30T05:00:12.5Z",
+            ),
+            vertex(
+                "sha256:c",
+                "[core 2/9] RUN pip install torch",
+                "2026-11-30T05:00:12Z",
+                "2026-11-30T05:01:12Z",
+            ),
+        ]
+    )
+    progress = tmp_path / "t.rawjson"
+    progress.write_text(stream)
+    assert context_seconds(progress) == 12.5
