@@ -25,9 +25,13 @@ def totals(document: dict[str, Any], path: str) -> list[dict[str, Any]]:
 
 def draw(document: dict[str, Any], out: Path) -> Path:
     paths = [p for p in ("bake", "pulumi up") if totals(document, p)]
-    fig, axes = plt.subplots(len(paths), 2, figsize=(12, 3.6 * len(paths)), squeeze=False)
+    scaling = document.get("scaling") or []
+    rows_of_axes = len(paths) + (1 if scaling else 0)
+    fig, axes = plt.subplots(rows_of_axes, 2, figsize=(12, 3.6 * rows_of_axes), squeeze=False)
+    if scaling:
+        draw_scaling(axes[-1], scaling)
     payload = document.get("payload", {}).get("mode", "small")
-    for row_axes, path in zip(axes, paths, strict=True):
+    for row_axes, path in zip(axes[: len(paths)], paths, strict=True):
         rows = totals(document, path)
         labels = [r["title"] for r in rows]
         x = range(len(rows))
@@ -50,6 +54,27 @@ def draw(document: dict[str, Any], out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def draw_scaling(row_axes: Any, scaling: list[dict[str, Any]]) -> None:
+    """How an app change's cost grows with the payload under it: seconds (and the part spent
+    sending local contexts) and bytes pulled, per CUDA payload size."""
+    seconds_ax, bytes_ax = row_axes
+    sizes = [r["payload_gb"] for r in scaling]
+    seconds_ax.plot(sizes, [r["app_change_seconds"] for r in scaling], "o-", label="app change")
+    if all("app_change_context_seconds" in r for r in scaling):
+        own = [r["app_change_seconds"] - r["app_change_context_seconds"] for r in scaling]
+        seconds_ax.plot(sizes, own, "s--", label="without local context transfer")
+    seconds_ax.set_title("app change vs CUDA payload: seconds")
+    seconds_ax.set_xlabel("payload GB")
+    seconds_ax.set_ylabel("seconds")
+    seconds_ax.legend()
+    bytes_ax.plot(sizes, [r["bytes_pulled"] / 1e6 for r in scaling], "o-", label="pulled")
+    bytes_ax.plot(sizes, [r["bytes_pushed"] / 1e6 for r in scaling], "s--", label="pushed")
+    bytes_ax.set_title("app change vs CUDA payload: registry traffic")
+    bytes_ax.set_xlabel("payload GB")
+    bytes_ax.set_ylabel("MB")
+    bytes_ax.legend()
 
 
 def main(argv: list[str]) -> int:

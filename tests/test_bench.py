@@ -41,12 +41,13 @@ def test_scaling_table() -> None:
             "payload_gb": 2.5,
             "cold_seconds": 300.0,
             "app_change_seconds": 6.0,
+            "app_change_context_seconds": 5.5,
             "ratio_to_cold": 0.02,
             "bytes_pulled": 5_000,
             "bytes_pushed": 4_000,
         }
     ]
-    assert "| 2.5 GB | 300.0 | 6.0 | 0.020 | 5.0 kB | 4.0 kB |" in render_scaling(rows)
+    assert "| 2.5 GB | 300.0 | 6.0 | 5.5 | 0.020 | 5.0 kB | 4.0 kB |" in render_scaling(rows)
     assert size(999) == "999 B"
 
 
