@@ -112,6 +112,8 @@ def build(context: Path, ref: str, cache_ref: str, setting: str, *extra: str) ->
         "buildx",
         "build",
         "--progress=rawjson",
+        # No attestation: the image is then one manifest (as the provider's builds are).
+        "--provenance=false",
         "--build-arg",
         f"BASE={engine_base()}",
         "--output",
@@ -171,6 +173,8 @@ MANIFEST_TYPES = ", ".join(
     (
         "application/vnd.oci.image.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
     )
 )
 
@@ -180,11 +184,17 @@ def layer_size(ref: str) -> int:
     loopback registry (plain HTTP)."""
     name, _, tag = ref.rpartition(":")
     host, _, repo = name.partition("/")
-    request = urllib.request.Request(
-        f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
-        manifest = json.loads(response.read())
+
+    def fetch(reference: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://{host}/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
+            return dict(json.loads(response.read()))
+
+    manifest = fetch(tag)
+    if "manifests" in manifest:  # an index: the image's own manifest is its first entry
+        manifest = fetch(manifest["manifests"][0]["digest"])
     return max(int(layer["size"]) for layer in manifest["layers"])
 
 
