@@ -34,20 +34,25 @@ from pulumi_docker_build import (
     CompressionType,
 )
 
-from components.settings import CacheBackend, LayerCompression, StackSettings
+from components.settings import DEFAULT_LEVEL, CacheBackend, LayerCompression, StackSettings
 
 
 def compression_fields(settings: StackSettings, *, oci: bool = True) -> dict[str, Any]:
     """The provider's compression fields for an image or cache export; none for BuildKit's
     default (gzip at its own level), so a stack that keeps the default keeps its inputs and
     the setting's arrival rebuilds nothing. zstd layers need OCI media types (``oci``: the
-    export has that field; the local cache has not)."""
+    export has that field; the local cache has not).
+
+    Always with a level: docker-build 0.0.22 writes no compression option at all when the
+    level is 0 (unset), so `compression: zstd` alone would silently push gzip layers."""
     chosen = settings.compression
     if chosen.type is LayerCompression.GZIP and chosen.level is None:
         return {}
-    fields: dict[str, Any] = {"compression": CompressionType(chosen.type.value)}
-    if chosen.level is not None:
-        fields["compression_level"] = chosen.level
+    level = chosen.level if chosen.level is not None else DEFAULT_LEVEL[chosen.type]
+    fields: dict[str, Any] = {
+        "compression": CompressionType(chosen.type.value),
+        "compression_level": level,
+    }
     if oci and chosen.type is LayerCompression.ZSTD:
         fields["oci_media_types"] = True
     return fields

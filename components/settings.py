@@ -87,8 +87,11 @@ class LayerCompression(StrEnum):
     ZSTD = "zstd"
 
 
-# BuildKit's accepted levels per algorithm (its zstd maps 1-22 onto four encoder speeds).
-COMPRESSION_LEVELS = {LayerCompression.GZIP: range(0, 10), LayerCompression.ZSTD: range(1, 23)}
+# Levels per algorithm (BuildKit's zstd maps 1-22 onto four encoder speeds). No 0: the
+# docker-build provider reads level 0 as unset and then drops the compression altogether.
+COMPRESSION_LEVELS = {LayerCompression.GZIP: range(1, 10), LayerCompression.ZSTD: range(1, 23)}
+# The level sent when none is set: zstd's own default, which BuildKit also uses.
+DEFAULT_LEVEL = {LayerCompression.ZSTD: 3}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -208,7 +211,7 @@ class CompressionSettings(_Strict):
         default=LayerCompression.GZIP, description="gzip (every client) or zstd (faster)."
     )
     level: StrictInt | None = Field(
-        default=None, description="gzip 0-9, zstd 1-22; default BuildKit's own."
+        default=None, description="gzip 1-9, zstd 1-22; default BuildKit's own (zstd: 3)."
     )
 
     @model_validator(mode="after")

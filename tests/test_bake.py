@@ -31,7 +31,8 @@ def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str
         assert target["tags"] == inputs["tags"]
         assert target["cache-from"] == [cache_entry_to_string(e) for e in inputs["cacheFrom"]]
         assert target["cache-to"] == [cache_entry_to_string(e) for e in inputs["cacheTo"]]
-        assert target["output"] == ["type=registry,compression=zstd,oci-mediatypes=true"]
+        wanted = "type=registry,compression=zstd,compression-level=3,oci-mediatypes=true"
+        assert target["output"] == [wanted]
 
 
 def test_parents_become_bake_targets_or_stay_registry_images(prod_plan: dict[str, Any]) -> None:

@@ -188,11 +188,28 @@ def test_compression_reaches_the_image_and_cache_exports(
         assert "compression" not in caches["gha"], f"{name}: the provider's gha has no field"
 
 
+def test_compression_always_carries_a_level(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """docker-build 0.0.22 drops the compression option when the level is 0 (unset), so
+    `type: zstd` alone would push gzip layers (seen on the real engine): zstd's own default
+    level is sent."""
+    config = with_overrides(
+        base_config, cache={"backends": ["registry"]}, compression={"type": "zstd"}
+    )
+    for name, i in images(evaluate(config)).items():
+        (export,) = i["exports"]
+        assert export["registry"]["compressionLevel"] == 3, name
+        (cache,) = i["cacheTo"]
+        assert cache["registry"]["compressionLevel"] == 3, name
+
+
 @pytest.mark.parametrize(
     ("compression", "fragment"),
     [
         ({"type": "zstd", "level": 0}, "out of range for zstd: use 1-22"),
-        ({"type": "gzip", "level": 12}, "out of range for gzip: use 0-9"),
+        ({"type": "gzip", "level": 0}, "out of range for gzip: use 1-9"),
+        ({"type": "gzip", "level": 12}, "out of range for gzip: use 1-9"),
         ({"type": "brotli"}, "brotli"),
         ({"kind": "zstd"}, "unknown key"),
     ],

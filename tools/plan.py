@@ -43,7 +43,12 @@ def cache_entry_to_string(entry: dict[str, Any]) -> str:
     first = ("ref", "scope", "src", "dest")
     ordered = sorted((params or {}).items(), key=lambda kv: (kv[0] not in first, kv[0]))
     for name, value in ordered:
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, float) and value.is_integer():
+            text = str(int(value))  # the engine's protobuf numbers are doubles: 3.0 is 3
+        else:
+            text = str(value)
         parts.append(f"{names.get(name, name)}={text}")
     return ",".join(parts)
 
