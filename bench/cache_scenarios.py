@@ -37,7 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tools.cache_report import read_history, read_vertices, reports_from_history
+from tools.cache_report import (
+    is_local_context,
+    read_history,
+    read_vertices,
+    reports_from_history,
+    seconds_of,
+)
 from tools.deployment import Deployment
 from tools.offline import ROOT
 from tools.payloads import GB, REALISTIC, fill_torch_indexes
@@ -136,17 +142,7 @@ def context_seconds(progress: Path) -> float:
     realistic payload the stand-in torch index rides in the `wheelhouse` context, and a fresh
     builder receives all of it for every target that names it, used or not: a cost of the
     stand-in, which a real torch index does not have."""
-    vertices = read_vertices(progress.read_text()).values()
-    return round(
-        sum(
-            (v.completed - v.started).total_seconds()
-            for v in vertices
-            if v.started
-            and v.completed
-            and (v.name.endswith("load from client") or v.name == "[internal] load build context")
-        ),
-        1,
-    )
+    return seconds_of(read_vertices(progress.read_text()).values(), is_local_context)
 
 
 def row(

@@ -31,12 +31,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.cache_scenarios import machine, size
-from tools.cache_report import read_vertices
+from tools.cache_report import Vertex, is_local_context, read_vertices, seconds_of
 from tools.registry_traffic import offset, traffic
 from tools.scenarios import (
     REGISTRY_LOG,
@@ -103,6 +104,11 @@ def compression_options(setting: str) -> str:
     return options + (f",compression-level={level}" if level else "")
 
 
+def named(prefix: str) -> Callable[[Vertex], bool]:
+    """Vertices whose name starts with ``prefix`` (BuildKit's export steps)."""
+    return lambda vertex: vertex.name.startswith(prefix)
+
+
 def build(context: Path, ref: str, cache_ref: str, setting: str, *extra: str) -> dict[str, Any]:
     """One build on a pruned builder; its seconds, export seconds and registry bytes."""
     reset_local_state()
@@ -132,16 +138,9 @@ def build(context: Path, ref: str, cache_ref: str, setting: str, *extra: str) ->
     if result.returncode != 0:
         raise RuntimeError(f"build {setting} failed:\n{result.stderr[-3000:]}")
     moved = traffic(REGISTRY_LOG, since, REGISTRY_STORE)
-    vertices = read_vertices(result.stderr).values()
+    vertices = list(read_vertices(result.stderr).values())
     exporting = {
-        name: round(
-            sum(
-                (v.completed - v.started).total_seconds()
-                for v in vertices
-                if v.name.startswith(name) and v.started and v.completed
-            ),
-            1,
-        )
+        name: seconds_of(vertices, named(name))
         for name in ("exporting to image", "exporting cache", "exporting to docker")
     }
     return {
@@ -152,14 +151,7 @@ def build(context: Path, ref: str, cache_ref: str, setting: str, *extra: str) ->
         "bytes_pulled": moved.bytes_pulled,
         "bytes_pushed": moved.bytes_pushed,
         "cached_steps": sum(1 for v in vertices if v.cached),
-        "context_seconds": round(
-            sum(
-                (v.completed - v.started).total_seconds()
-                for v in vertices
-                if v.started and v.completed and v.name == "[internal] load build context"
-            ),
-            1,
-        ),
+        "context_seconds": seconds_of(vertices, is_local_context),
     }
 
 

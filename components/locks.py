@@ -120,8 +120,7 @@ def mismatch(settings: StackSettings, stack: str) -> str | None:
     if lock.sha256 is None or not uses_lock(settings):
         return None
     text = lock.path.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
-    if absent := [n for n in SECTIONS if section_marker(n) not in lines]:
+    if absent := [n for n in SECTIONS if n not in sections(text)]:
         return (
             f"{_shown(lock.path)}, the lock of ComfyUI {settings.versions.comfyui}, has no "
             f"{' and no '.join(repr(section_marker(n)) for n in absent)} section: it was made "

@@ -561,6 +561,19 @@ def test_every_core_step_is_named() -> None:
         assert unexpanded in text, f"CORE_STEPS[{name!r}] = {marker!r} is in no step"
 
 
+def test_every_expected_rerun_says_why() -> None:
+    """The engine tests' minimal sets are written down with a reason per step: a step named
+    in a scenario's reruns without one is an expectation nobody explained."""
+    from tools.scenarios import ALL, SCENARIOS  # noqa: PLC0415 (engine helpers, tables only)
+
+    for scenario in SCENARIOS:
+        if ALL in scenario.why:
+            continue
+        named = {n for rule in scenario.reruns.values() if rule != ALL for n in rule}
+        unexplained = sorted(named - set(scenario.why))
+        assert not unexplained, f"scenario {scenario.name}: no reason for {unexplained}"
+
+
 @pytest.mark.parametrize("path", DOCKERFILES)
 def test_no_code_copy_before_dependency_installs(path: str) -> None:
     for stage in parse(path).stages:

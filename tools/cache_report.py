@@ -26,7 +26,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +103,24 @@ def read_vertices(text: str) -> dict[str, Vertex]:
         )
         for digest, v in merged.items()
     }
+
+
+def seconds_of(vertices: Iterable[Vertex], wanted: Callable[[Vertex], bool]) -> float:
+    """Seconds the ``wanted`` vertices ran, summed (to 0.1 s); unfinished ones count 0."""
+    return round(
+        sum(
+            (v.completed - v.started).total_seconds()
+            for v in vertices
+            if v.started and v.completed and wanted(v)
+        ),
+        1,
+    )
+
+
+def is_local_context(vertex: Vertex) -> bool:
+    """A transfer of a local directory from the client (the build context or a named one)."""
+    name = vertex.name
+    return name.endswith("load from client") or name == "[internal] load build context"
 
 
 def steps_of(vertices: Iterable[Vertex], target: str) -> list[Step]:
