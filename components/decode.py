@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from components.project import without_declared_defaults
 from components.refs import redact_credentials
 from components.settings import (
     NAMESPACE,
@@ -193,8 +194,10 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
 
     Every key is checked, secret or not; secret values are never decoded into settings and
     never repeated in a message. A plain setting stored as a secret, or a secret stored in
-    plain text, is refused with the commands that fix it.
+    plain text, is refused with the commands that fix it. A key holding its declared default
+    (``Pulumi.yaml``) is unset: the CLI sends those whether or not the stack sets them.
     """
+    values = without_declared_defaults(values)
     secret = set(secret_keys)
     problems = [
         f"{full}: stored in plain text; run `pulumi config rm {full}` and `pulumi config set "
@@ -213,9 +216,6 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
     raw["hasRegistryPassword"] = "registryPassword" in names or bool(
         os.environ.get(PASSWORD_ENV, "").strip()
     )
-    for empty in ("builder", "caBundle"):
-        if raw.get(empty) == "":
-            raw.pop(empty)
     return raw
 
 

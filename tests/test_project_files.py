@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from components.decode import KNOWN_KEYS
+from components.decode import KNOWN_KEYS, decode_config, parse_settings
+from components.project import declared_defaults
 from components.settings import NAMESPACE, StackSettings
-from tools.offline import ROOT, load_stack_config
+from tools.offline import ROOT, config_from_mapping, load_stack_config, run_stack
+
+# Every stack file that ships, found by glob so a new one is covered too.
+STACKS = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 
 def project() -> dict[str, Any]:
@@ -42,7 +46,7 @@ def test_declared_keys_exist_and_defaults_match_the_model() -> None:
             assert spec["default"] == (model_default if model_default is not None else ""), full
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_stack_files_use_only_known_namespaced_keys(stack: str) -> None:
     for full in load_stack_config(stack):
         ns, _, name = full.partition(":")
@@ -86,3 +90,37 @@ def test_main_job_refuses_an_unknown_stack(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "no stack file stacks/Pulumi.nope.yaml" in result.stderr
+
+
+def test_the_harness_sends_declared_defaults_as_the_cli_does() -> None:
+    """Mocks see what the real CLI sends: each declared default for a key the stack leaves
+    out, as a string, and the stack's own value (never the default) for a key it sets."""
+    values, _ = config_from_mapping({f"{NAMESPACE}:push": False})
+    declared = declared_defaults()
+    assert declared, "Pulumi.yaml declares no default: nothing to check"
+    for full, default in declared.items():
+        expected = "false" if full == f"{NAMESPACE}:push" else default
+        assert values[full] == expected, full
+    assert values[f"{NAMESPACE}:cudaArchList"] == ""
+    assert values[f"{NAMESPACE}:buildOnPreview"] == "true"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_file_evaluates_with_the_declared_defaults(stack: str) -> None:
+    """prod leaves cudaArchList out; the CLI still sends its declared default "", which once
+    read as "set" refused every stack with cudaLines before anything was built."""
+    recording = run_stack(stack)
+    assert recording.images(), f"{stack}: no Image registered"
+
+
+@pytest.mark.parametrize("full", sorted(declared_defaults()))
+def test_a_value_equal_to_its_declared_default_means_unset(full: str) -> None:
+    """The rule, per declared key: the program cannot tell a declared default from a value
+    the stack wrote, so it reads either as "unset" (the model's default)."""
+    values = config_from_mapping(load_stack_config("dev"))[0]
+    without = {k: v for k, v in values.items() if k != full}
+    name = full.partition(":")[2]
+    as_default = parse_settings(decode_config({**without, full: declared_defaults()[full]}, []))
+    assert getattr(as_default, name) == StackSettings.model_fields[name].default
+    assert as_default == parse_settings(decode_config(without, []))
+    assert name not in decode_config({full: declared_defaults()[full]}, [])

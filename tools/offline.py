@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import runpy
@@ -25,6 +24,8 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
+
+from components.project import cli_string, with_declared_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "comfyui-images"
@@ -197,25 +198,18 @@ def _placeholders(value: Any) -> Any:
     return value
 
 
-def _as_config_string(value: Any) -> str:
-    """Pulumi hands every config value to programs as a string; objects as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
 def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """Stack-file style ``config:`` mapping -> (namespaced strings, secret keys)."""
+    """Stack-file style ``config:`` mapping -> (namespaced strings, secret keys), as the real
+    CLI hands them to the program: every value a string, plus the declared default of each
+    ``Pulumi.yaml`` key the mapping leaves out."""
     values: dict[str, str] = {}
     secrets: list[str] = []
     for raw_key, value in config.items():
         full = raw_key if ":" in raw_key else f"{PROJECT}:{raw_key}"
         if _has_secure(value):
             secrets.append(full)
-        values[full] = _as_config_string(_placeholders(value))
-    return values, secrets
+        values[full] = cli_string(_placeholders(value))
+    return with_declared_defaults(values), secrets
 
 
 def load_stack_config(stack: str) -> dict[str, Any]:
