@@ -24,6 +24,26 @@ from tools.offline import ROOT
 _CONFIGURED = frozenset({"preview", "up", "refresh", "destroy", "config"})
 
 
+def is_secure(value: Any) -> bool:
+    """A stack file's encrypted entry: ``{secure: <ciphertext>}``."""
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _secure_paths(value: Any, path: str) -> list[str]:
+    if is_secure(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secure_paths(v, f"{path}.{k}")]
+    return []
+
+
+def without_secure(value: Any) -> Any:
+    """A stack file's ``config`` (or part of it) without its ``secure:`` entries."""
+    if isinstance(value, dict):
+        return {k: without_secure(v) for k, v in value.items() if not is_secure(v)}
+    return value
+
+
 class PulumiError(RuntimeError):
     """A pulumi command that failed, with everything it printed."""
 
@@ -43,12 +63,30 @@ class Deployment:
         backend = root / "backend"
         backend.mkdir(parents=True)
         deployment = cls(backend, root / f"Pulumi.{stack}.yaml", stack)
-        deployment.pulumi("stack", "init", stack, "--secrets-provider", "passphrase")
+        # `stack init` writes its salt into stacks/Pulumi.<stack>.yaml: take it, then put
+        # back what was there (a committed stack file of that name stays as it was).
+        # It would reuse a salt found there, made with another passphrase: move it aside.
         created = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
-        deployment.salt = yaml.safe_load(created.read_text())["encryptionsalt"]
-        created.unlink()
+        committed = created.read_bytes() if created.exists() else None
+        created.unlink(missing_ok=True)
+        try:
+            deployment.pulumi("stack", "init", stack, "--secrets-provider", "passphrase")
+            deployment.salt = yaml.safe_load(created.read_text())["encryptionsalt"]
+        finally:
+            created.unlink(missing_ok=True)
+            if committed is not None:
+                created.write_bytes(committed)
         deployment.write_config(config)
         return deployment
+
+    def set_secrets(self, config: dict[str, Any], value: str) -> list[str]:
+        """Set every ``secure:`` entry of a stack file's ``config`` anew as a secret holding
+        ``value`` (a committed ciphertext belongs to its stack's own secrets provider, not
+        to this backend's passphrase); returns the ``--path`` of each."""
+        paths = [p for k, v in config.items() for p in _secure_paths(v, k)]
+        for path in paths:
+            self.pulumi("config", "set", "--secret", "--path", path, value)
+        return paths
 
     def env(self) -> dict[str, str]:
         return {

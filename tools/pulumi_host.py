@@ -21,6 +21,7 @@ import runpy
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,8 @@ def program() -> None:
     runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
 
-def start_language_server() -> tuple[Any, int]:
-    """The SDK's language server on a free loopback port, hosting ``program``."""
+def start_language_server(hosted: Callable[[], None] = program) -> tuple[Any, int]:
+    """The SDK's language server on a free loopback port, hosting ``hosted``."""
     import grpc  # noqa: PLC0415 (only commands that run the program need it)
     from pulumi.automation._server import LanguageServer  # noqa: PLC0415
     from pulumi.runtime.proto import language_pb2_grpc  # noqa: PLC0415
@@ -72,7 +73,7 @@ def start_language_server() -> tuple[Any, int]:
         futures.ThreadPoolExecutor(max_workers=4),
         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)],
     )
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageServer(program), server)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageServer(hosted), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
@@ -83,12 +84,13 @@ def command_of(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, hosted: Callable[[], None] = program) -> int:
+    """Run ``pulumi <argv>``, hosting ``hosted`` (the project's program) when it runs one."""
     args = list(sys.argv[1:] if argv is None else argv)
     server = None
     if command_of(args) in RUNS_PROGRAM:
         normalise_modes()
-        server, port = start_language_server()
+        server, port = start_language_server(hosted)
         args.append(f"--client=127.0.0.1:{port}")
     child = subprocess.Popen(["pulumi", *args], cwd=ROOT)
 
