@@ -524,7 +524,10 @@ def test_every_secret_the_deploy_needs_is_defined_by_the_prod_stack() -> None:
 def test_pulumi_steps_use_a_persistent_backend_and_the_pinned_cli(
     flows: dict[str, Workflow],
 ) -> None:
-    pinned = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    # The CLI the workflows run is the one scripts/toolchain builds and .ci/run proves every
+    # stack file on (a newer CLI than the SDK in requirements.txt runs it; the proxy serves
+    # no CLI module at the SDK's own version).
+    pinned = re.search(r"^PULUMI_CLI=v(\S+)$", (ROOT / "scripts" / "toolchain").read_text(), re.M)
     assert pinned is not None
     for wf, job_id, job in jobs_running_pulumi(flows):
         for s in steps(job):
@@ -532,7 +535,7 @@ def test_pulumi_steps_use_a_persistent_backend_and_the_pinned_cli(
                 continue
             assert s["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}", (wf, job_id)
             assert str(s["with"]["pulumi-version"]) == pinned.group(1), (
-                f"{wf} {job_id}: the CLI must match the SDK pinned in requirements.txt"
+                f"{wf} {job_id}: the CLI must be the one scripts/toolchain builds (CI's previews)"
             )
             assert s["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
             assert s["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
