@@ -10,7 +10,6 @@ and the two must agree, so the harness cannot drift from the CLI unseen.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import engine_missing
 from tools.deployment import Deployment, without_secure
 from tools.offline import ROOT, config_from_mapping, load_stack_config
 
@@ -44,10 +44,7 @@ sys.exit(pulumi_host.main(sys.argv[1:], hosted=probe))
 def cli() -> str:
     found = shutil.which("pulumi")
     if found is None:
-        message = "no Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)"
-        if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        engine_missing("no Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)")
     return found
 
 

@@ -10,7 +10,6 @@ a step reruns exactly when its own inputs changed.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import engine_missing
 from tools import cache_report
 from tools.bake import main as bake_main
 from tools.bake import to_bake
@@ -53,10 +53,9 @@ Results = dict[str, tuple[Scenario, dict[str, Any], dict[str, TargetRun]]]
 def engine() -> Engine:
     found = engine_from_env()
     if found is None:
-        message = "no BuildKit engine: run scripts/engine-up (scripts/test sources .engine/env)"
-        if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        engine_missing(
+            "no BuildKit engine: run scripts/engine-up (scripts/test sources .engine/env)"
+        )
     return found
 
 

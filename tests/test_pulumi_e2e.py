@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from components.catalog import TARGETS
+from tests.conftest import engine_missing
 from tools.cache_report import history_records, read_history, reports_from_history
 from tools.deployment import Deployment
 from tools.offline import ROOT, run_program, unwrap
@@ -59,12 +60,9 @@ MANIFEST_TYPES = ", ".join(
 def engine() -> Engine:
     found = engine_from_env()
     if found is None or shutil.which("pulumi") is None:
-        message = (
+        engine_missing(
             "no engine or Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)"
         )
-        if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
     return found
 
 
