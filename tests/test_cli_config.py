@@ -20,11 +20,11 @@ import pytest
 
 from tests.conftest import engine_missing
 from tools.deployment import Deployment, without_secure
-from tools.offline import ROOT, config_from_mapping, load_stack_config
+from tools.offline import ROOT, config_from_mapping, load_stack_config, stack_names
 
 pytestmark = pytest.mark.engine
 
-STACKS = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 # A program that records what it was given and declares nothing.
 PROBE = """
 import json, os, sys

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tools.offline import PROJECT, ROOT
-from tools.preview_stacks import GITHUB_KEYS, preview_config, stack_names
+from tools.offline import PROJECT, ROOT, stack_names
+from tools.preview_stacks import GITHUB_KEYS, preview_config
 
 
 def test_every_stack_file_is_previewed() -> None:

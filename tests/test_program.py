@@ -16,7 +16,7 @@ from components.catalog import TARGETS
 from components.matrix import parents_of, target_of
 from components.settings import PASSWORD_ENV, SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
-from tools.offline import IMAGE_TYPE, ROOT, Recording, is_secret, run_stack, unwrap
+from tools.offline import IMAGE_TYPE, ROOT, Recording, is_secret, run_stack, stack_names, unwrap
 
 ALL = list(TARGETS)
 
@@ -223,7 +223,7 @@ def test_bad_compression_registers_nothing(
     assert fragment in str(raised.value)
 
 
-STACK_FILES = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACK_FILES = stack_names()
 
 
 @pytest.mark.parametrize("stack", STACK_FILES)

@@ -13,10 +13,9 @@ import yaml
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
 from components.project import declared_defaults
 from components.settings import NAMESPACE, StackSettings
-from tools.offline import ROOT, config_from_mapping, load_stack_config, run_stack
+from tools.offline import ROOT, config_from_mapping, load_stack_config, run_stack, stack_names
 
-# Every stack file that ships, found by glob so a new one is covered too.
-STACKS = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACKS = stack_names()
 
 
 def project() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from components.catalog import TARGETS
 from components.matrix import parents_of
 from tests.test_pulumi_e2e import _images_in_state, _manifest_digest, engine  # noqa: F401
 from tools.cache_report import history_records
@@ -24,23 +25,15 @@ from tools.standins import make_standins
 pytestmark = pytest.mark.engine
 
 LINES = {"cu130": {"cuda": "13.0.2"}, "cu126": {"cuda": "12.6.3"}}  # prod's lines
-TARGETS = [
-    "runtime-cuda",
-    "runtime-cpu",
-    "core-cuda",
-    "core-cpu",
-    "sageattention-builder",
-    "complete-cuda",
-]
 
 
 @pytest.fixture(scope="module")
 def matrix(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Deployment:  # noqa: F811
     config = ci_config(engine, f"matrix{int(time.time())}")
     versions = {k: v for k, v in config[f"{NS}:versions"].items() if k != "cuda"}
-    config.pop(f"{NS}:cacheThresholds")  # the ci stack's name its single-line builds
+    config.pop(f"{NS}:cacheThresholds")  # ci's thresholds name its single-line builds
     config |= {
-        f"{NS}:targets": TARGETS,
+        f"{NS}:targets": list(TARGETS),  # all six
         f"{NS}:versions": versions,
         f"{NS}:cudaLines": LINES,
     }

@@ -212,12 +212,16 @@ def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list
     return with_declared_defaults(values), secrets
 
 
+def stack_names() -> list[str]:
+    """Every stack file in stacks/, by glob, so a stack added later is covered too."""
+    return sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
 def load_stack_config(stack: str) -> dict[str, Any]:
     path = stack_file(stack)
     if not path.is_file():
-        known = sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
         raise FileNotFoundError(
-            f"no stack file {path.relative_to(ROOT)}; known stacks: {', '.join(known)}"
+            f"no stack file {path.relative_to(ROOT)}; known stacks: {', '.join(stack_names())}"
         )
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     config = document.get("config") or {}

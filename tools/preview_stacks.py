@@ -29,15 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from tools.deployment import Deployment, PulumiError, without_secure
-from tools.offline import PROJECT, ROOT, load_stack_config
+from tools.offline import PROJECT, load_stack_config, stack_names
 
 # Keys that declare GitHub resources, which need the pulumi-resource-github plugin.
 GITHUB_KEYS = (f"{PROJECT}:github", f"{PROJECT}:githubSecrets", "github:token")
-
-
-def stack_names() -> list[str]:
-    """Every stack file in stacks/, by glob: a stack added later is covered too."""
-    return sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 
 def installed_plugins() -> set[str]:
