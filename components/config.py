@@ -17,7 +17,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components import locks
+from components import indexes, locks
 from components.decode import decode_config, parse_settings, stack_file_problems
 from components.settings import NAMESPACE, PASSWORD_ENV, SettingsError, StackSettings, key
 from components.written import collisions, written_by
@@ -73,6 +73,12 @@ def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> Stack
     # A lock of other pins is always refused; a missing one only where the stack asks.
     if problem := locks.mismatch(settings, stack):
         raise SettingsError(f"{key('versions')}: {problem}")
+    # A pin the line's recorded index does not publish would fail its torch layer.
+    if problems := indexes.pin_problems(settings):
+        raise SettingsError(
+            "invalid stack configuration: a torch pin its index does not carry:\n  "
+            + "\n  ".join(problems)
+        )
     if settings.requireLock and (problem := locks.missing(settings, stack)):
         raise SettingsError(f"{key('requireLock')} is true, but there is {problem}")
     if problems := collisions(written_by(settings, stack)):

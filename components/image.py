@@ -14,7 +14,7 @@ from typing import cast
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components import inputs, locks
+from components import indexes, inputs, locks
 from components.cache import compression_fields, plan_cache
 from components.config import StackSecrets
 from components.inputs import image_tags
@@ -144,6 +144,8 @@ class ImageFamily(pulumi.ComponentResource):
         # Visible, not fatal (requireLock makes it fatal, in config.load): a plan of a pin
         # whose source cannot be reached here must still work.
         if warning := locks.missing(settings, stack):
+            pulumi.log.warn(warning, resource=self)
+        for warning in indexes.pin_warnings(settings):
             pulumi.log.warn(warning, resource=self)
         self.refs = {n: t.ref for n, t in self.targets.items()}
         self.register_outputs({"refs": self.refs})

@@ -216,6 +216,8 @@ def test_version_tags_differ_whenever_pins_differ(
     evaluate: Evaluate, base_config: dict[str, Any]
 ) -> None:
     """``+`` and ``-`` both sanitise to ``-``; truncation cuts long pins: tags must still differ."""
+    # An index with no recorded page: these pins are about tags, not what an index carries.
+    base_config[f"{NS}:sources"] = {"torchIndexCpu": "https://mirror.example/whl/cpu"}
     tags = set()
     for torch in ("2.8.0+a", "2.8.0-a", "2.8.0_a", "2" + "0" * 120 + "1", "2" + "0" * 120 + "2"):
         config = with_overrides(base_config, versions={"torch": torch})

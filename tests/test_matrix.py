@@ -21,7 +21,12 @@ from tests.test_hostile import refused
 from tests.test_pins import own_inputs
 from tools.offline import unwrap
 
-LINES = {"cu130": {"cuda": "13.0.2"}, "cu126": {"cuda": "12.6.3"}}
+# As in prod: cu126's index stopped at torch 2.14.1 (locks/indexes), so the line pins its own.
+CU126_TRIO = {"torch": "2.14.1", "torchvision": "0.29.1", "torchaudio": "2.11.0"}
+LINES: dict[str, dict[str, str]] = {
+    "cu130": {"cuda": "13.0.2"},
+    "cu126": {"cuda": "12.6.3", **CU126_TRIO},
+}
 CUDA_TARGETS = ("runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda")
 
 
@@ -83,8 +88,8 @@ def test_line_pins_reach_only_that_line(evaluate: Evaluate, matrix: dict[str, An
 @pytest.mark.parametrize(
     ("override", "changed"),
     [
-        ({"torch": "2.14.1"}, {"core-cuda-cu126", "sageattention-builder-cu126"}),
-        ({"torchvision": "0.29.1"}, {"core-cuda-cu126"}),
+        ({"torch": "2.14.0"}, {"core-cuda-cu126", "sageattention-builder-cu126"}),
+        ({"torchvision": "0.29.0"}, {"core-cuda-cu126"}),
         (
             {"cuda": "12.6.2"},
             # Same index and torch CUDA (12.6): core-cuda sees it through its parent's digest.
