@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
 def totals(document: dict[str, Any], path: str) -> list[dict[str, Any]]:
@@ -24,6 +25,14 @@ def totals(document: dict[str, Any], path: str) -> list[dict[str, Any]]:
 
 
 def draw(document: dict[str, Any], out: Path) -> Path:
+    fig = figure(document)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def figure(document: dict[str, Any]) -> Figure:
+    """One row of axes per path measured (seconds, then registry MB), then the scaling."""
     paths = [p for p in ("bake", "pulumi up") if totals(document, p)]
     scaling = document.get("scaling") or []
     rows_of_axes = len(paths) + (1 if scaling else 0)
@@ -51,9 +60,7 @@ def draw(document: dict[str, Any], out: Path) -> Path:
             ax.set_xticks(list(x))
             ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def draw_scaling(row_axes: Any, scaling: list[dict[str, Any]]) -> None:

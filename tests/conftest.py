@@ -50,15 +50,17 @@ def with_overrides(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 
 def write_lock(directory: Path, pins: list[str] | None = None, **header: str) -> Path:
     """A lock as scripts/lock writes it, for the default pins (``header`` overrides a field,
-    ``comfy_cli="1.22.0"``), in ``directory/constraints.txt``; returns ``directory``."""
+    ``comfy_cli="1.22.0"`` or ``torch="2.14.0"``), in ``directory/constraints.txt``;
+    returns ``directory``."""
     defaults = {"comfy_cli": PIN_EXAMPLES["comfyCli"], "python": PIN_EXAMPLES["python"]}
+    defaults |= {name: PIN_EXAMPLES[name] for name in TORCH_PACKAGES}
     values = {**defaults, "platform": "linux/amd64", **header}
     inputs = LockInputs(
         comfyui=PIN_EXAMPLES["comfyui"],
         comfy_cli=values["comfy_cli"],
         python=values["python"],
         platform=values["platform"],
-        torch={name: PIN_EXAMPLES[name] for name in TORCH_PACKAGES},
+        torch={name: values[name] for name in TORCH_PACKAGES},
     )
     sections = {
         "comfyui": pins or ["tqdm==4.67.1"],

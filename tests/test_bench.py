@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench.cache_scenarios import render, render_scaling, size
-from bench.chart import draw
+from bench.chart import draw, figure
 
 ROWS = [
     {
@@ -51,8 +51,23 @@ def test_scaling_table() -> None:
     assert size(999) == "999 B"
 
 
-def test_chart_is_drawn(tmp_path: Path) -> None:
-    out = draw({"payload": {"mode": "realistic"}, "rows": ROWS}, tmp_path / "r.png")
+def test_chart_shows_each_scenarios_seconds_and_traffic(tmp_path: Path) -> None:
+    document = {"payload": {"mode": "realistic"}, "rows": ROWS}
+    fig = figure(document)
+    [[seconds_ax, bytes_ax]] = [fig.axes[i : i + 2] for i in range(0, len(fig.axes), 2)]
+    assert [b.get_height() for b in seconds_ax.patches] == [100.0, 4.0]
+    assert [t.get_text() for t in seconds_ax.get_xticklabels()] == [
+        "first build",
+        "code change only",
+    ]
+    assert seconds_ax.get_title() == "bake: wall seconds (realistic payload)"
+    # Pulled then pushed, in MB, one pair of bars per scenario.
+    heights = {
+        label: [b.get_height() for b in container]
+        for container, label in zip(bytes_ax.containers, ["pulled", "pushed"], strict=True)
+    }
+    assert heights == {"pulled": [0.0, 12.0], "pushed": [2600.0, 0.003]}
+    out = draw(document, tmp_path / "r.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -326,12 +326,23 @@ def test_plain_entry_inside_a_secret_object_is_refused(stack_file: tuple[str, Pa
             "hunter2",
         ),
         ({f"{NS}:movingTag": "https://bob:hunter2@x"}, "hunter2"),
+        # A rule's own message (not the decoder's): only SettingsError's redaction stands
+        # between this key and the error text.
+        ({f"{NS}:cacheThresholds": {"https://bob:hunter2@host": 0.5}}, "hunter2"),
     ],
 )
 def test_messages_redact_credentials(values: dict[str, Any], leak: str) -> None:
     message = decode_error({**BASE_STRINGS, **values})
     assert leak not in message
     assert "***@" in message
+
+
+def test_a_cut_value_is_redacted_before_it_is_cut() -> None:
+    """The decoder shortens long values; cut first, the '@' would be gone and with it the
+    only sign that the text before it is a password, which no later redaction could see."""
+    value = "https://bob:" + "hunter2" * 9 + "@registry.example"
+    message = decode_error({**BASE_STRINGS, f"{NS}:movingTag": value})
+    assert "hunter2" not in message
 
 
 # --- 6. messages ------------------------------------------------------------------------------

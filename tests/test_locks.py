@@ -103,6 +103,9 @@ def test_stacks_without_core_need_no_lock(
         ("comfy_cli", "1.22.0", "versions.comfyCli is 1.23.0"),
         ("python", "3.11", "versions.python is 3.12"),
         ("platform", "linux/arm64", "platform is linux/amd64"),
+        ("torch", "2.14.0", "versions.torch is 2.15.0"),
+        ("torchvision", "0.29.0", "versions.torchvision is 0.29.2"),
+        ("torchaudio", "2.11.0", "versions.torchaudio is 2.11.1"),
     ],
 )
 def test_a_lock_for_other_pins_is_refused_even_without_require_lock(

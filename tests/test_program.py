@@ -15,6 +15,7 @@ import pytest
 from components.catalog import TARGETS
 from components.matrix import parents_of, target_of
 from components.settings import PASSWORD_ENV, SettingsError
+from components.written import Written, collisions
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import IMAGE_TYPE, ROOT, Recording, is_secret, run_stack, stack_names, unwrap
 
@@ -92,6 +93,31 @@ def test_gha_scope_per_target_unique_mode_and_ignore_error(
         assert dst["gha"]["ignoreError"] is True, f"{name}: a cache outage must not fail it"
         scopes.append(dst["gha"]["scope"])
     assert len(scopes) == len(set(scopes)) == len(ALL), "gha scopes collide"
+
+
+def test_two_stacks_of_one_repository_never_share_a_gha_scope(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """GitHub's cache is per repository: prod and staging deployed from the same repository
+    would overwrite each other's entries if a scope named only the target."""
+    config = with_overrides(base_config, targets=ALL, cache={"backends": ["gha"], "mode": "max"})
+    scopes = {
+        stack: {
+            i["cacheTo"][0]["gha"]["scope"] for i in images(evaluate(config, stack=stack)).values()
+        }
+        for stack in ("prod", "staging")
+    }
+    assert len(scopes["prod"]) == len(scopes["staging"]) == len(ALL)
+    assert scopes["prod"].isdisjoint(scopes["staging"]), scopes
+
+
+def test_collisions_refuse_two_builds_sharing_a_gha_scope_or_local_directory() -> None:
+    for kind in ("gha-scope", "local-dir"):
+        shared = [Written("core-cpu", kind, "x"), Written("core-cuda", kind, "x")]
+        assert collisions(shared) == [f"core-cpu's {kind} and core-cuda's {kind} are both 'x'"]
+        assert collisions([shared[0], Written("core-cuda", kind, "y")]) == []
+    # A gha scope and a local directory of the same text live in different places.
+    assert collisions([Written("a", "gha-scope", "x"), Written("b", "local-dir", "x")]) == []
 
 
 def test_registry_cache_refs_unique_and_never_an_image_tag(

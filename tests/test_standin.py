@@ -44,7 +44,17 @@ def healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default disposition. An ignored signal
+    stays ignored across exec, and a runner started under ``nohup`` or with ``&`` ignores
+    SIGINT; Python then installs no KeyboardInterrupt handler and the stand-in would never
+    see the Ctrl-C that ComfyUI (and ``docker stop --signal INT``) sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Standin:
+    """The stand-in ComfyUI as a child process; a context manager that always stops it."""
+
     def __init__(self, source: Path, port: int, *args: str) -> None:
         fake_torch = source.parent / "site"
         (fake_torch / "torch").mkdir(parents=True, exist_ok=True)
@@ -58,7 +68,18 @@ class Standin:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=_default_sigint,  # noqa: PLW1509 (no threads start children here)
         )
+
+    def __enter__(self) -> Standin:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -89,13 +110,10 @@ def source(tmp_path: Path) -> Path:
 def standin(source: Path, tmp_path: Path) -> Iterator[Standin]:
     paths = tmp_path / "extra_model_paths.yaml"
     paths.write_text("shared:\n  checkpoints: /models/checkpoints\n")
-    running = Standin(
+    with Standin(
         source, free_port(), "--cpu", "--enable-manager", "--extra-model-paths-config", str(paths)
-    )
-    yield running
-    if running.process.poll() is None:
-        running.process.kill()
-        running.process.wait()
+    ) as running:
+        yield running
 
 
 def test_standin_serves_system_stats_and_healthcheck_agrees(standin: Standin) -> None:
@@ -108,15 +126,35 @@ def test_standin_serves_system_stats_and_healthcheck_agrees(standin: Standin) ->
     assert stats["system"]["pytorch_version"] == "2.8.0+standin"
 
 
-def test_standin_exits_cleanly_on_sigint_and_dies_on_sigterm(source: Path) -> None:
+@pytest.fixture(params=["interactive", "nohup"])
+def runner_sigint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The runner's own SIGINT disposition: Python's default, or ignored as under ``nohup``
+    or ``&`` in a non-interactive shell (the case that once left stand-ins running)."""
+    before = signal.getsignal(signal.SIGINT)
+    if request.param == "nohup":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield str(request.param)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_standin_exits_cleanly_on_sigint_and_dies_on_sigterm(
+    source: Path, runner_sigint: str
+) -> None:
     for sig, code in ((signal.SIGINT, 0), (signal.SIGTERM, -signal.SIGTERM)):
-        running = Standin(source, free_port(), "--cpu")
-        running.wait_ready()
-        running.process.send_signal(sig)
-        assert running.process.wait(timeout=10) == code, f"{sig.name}: {running.output()}"
-        if sig == signal.SIGINT:
-            assert "Stopped server" in running.output()
-        assert healthcheck(running.port).returncode == 1, "healthy without a server"
+        with Standin(source, free_port(), "--cpu") as running:
+            running.wait_ready()
+            running.process.send_signal(sig)
+            try:
+                exit_code = running.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{sig.name} did not stop the stand-in (runner: {runner_sigint})")
+            assert exit_code == code, f"{sig.name}: {running.output()}"
+            if sig == signal.SIGINT:
+                assert "Stopped server" in running.output()
+            assert healthcheck(running.port).returncode == 1, "healthy without a server"
+        assert running.process.returncode is not None, "the stand-in outlived its test"
 
 
 def test_standin_loads_custom_nodes_manager_and_extra_paths(standin: Standin) -> None:
