@@ -414,9 +414,10 @@ class GithubSettings(_Strict):
         default_factory=dict, description="Extra plain environment variables, NAME -> value."
     )
 
-    # Written from the stack's own settings, so user variables may not take these names.
+    # Written from the stack's own settings (components/github.environment_variables), so
+    # user variables may not take these names; a test holds the two lists equal.
     GENERATED_VARIABLES: ClassVar[frozenset[str]] = frozenset(
-        {"REGISTRY_ADDRESS", "REGISTRY_NAMESPACE", "CACHE_BACKENDS"}
+        {"REGISTRY_ADDRESS", "REGISTRY_NAMESPACE", "CACHE_BACKENDS", "CUDA_LINES"}
     )
     # GitHub allows up to six reviewers (users and teams together) per environment.
     MAX_REVIEWERS: ClassVar[int] = 6
@@ -488,7 +489,9 @@ class GithubSettings(_Strict):
         for name, value in v.items():
             problem = cls.name_problem(name)
             if name.upper() in cls.GENERATED_VARIABLES:
-                problem = "is written from the stack's registry/cache settings; change those"
+                problem = (
+                    "is written from the stack's registry/cache/cudaLines settings; change those"
+                )
             elif not problem and not value.strip():
                 problem = "has an empty value, which GitHub refuses; give it a value or remove it"
             elif not problem and len(value.encode()) > cls.MAX_VARIABLE_BYTES:

@@ -217,7 +217,7 @@ def test_lowercase_secret_name_satisfies_the_workflow(
                 "github": {**GITHUB, "variables": {"REGISTRY_ADDRESS": "x"}},
                 "githubSecrets": PROD_SECRETS,
             },
-            [f"{NS}:github.variables", "'REGISTRY_ADDRESS'", "registry/cache settings"],
+            [f"{NS}:github.variables", "'REGISTRY_ADDRESS'", "registry/cache/cudaLines settings"],
         ),
         (
             {"github": {**GITHUB, "variables": {"GITHUB_SHA": "x"}}, "githubSecrets": PROD_SECRETS},
@@ -403,6 +403,24 @@ def test_extra_variables_and_empty_cache_backends(
     }
     assert variables["HF_HUB_OFFLINE"] == "1"
     assert variables["CACHE_BACKENDS"] == "none", "GitHub refuses empty variable values"
+
+
+def test_no_user_variable_may_take_the_name_of_a_generated_one(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """Every variable the stack writes from its settings is refused as a user variable, in
+    any case: otherwise the user's value silently replaces the generated one."""
+    generated = {
+        unwrap(r.inputs)["variableName"]
+        for r in evaluate(github_config(base_config)).of_type(VARIABLE)
+    }
+    assert "CUDA_LINES" in generated
+    assert generated == set(GithubSettings.GENERATED_VARIABLES)
+    for name in sorted(generated):
+        for spelled in (name, name.lower()):
+            config = github_config(base_config, variables={spelled: "x"})
+            with pytest.raises(SettingsError, match=f"variable '{spelled}' is written from"):
+                evaluate(config)
 
 
 def test_provider_token_from_environment_is_secret(

@@ -79,9 +79,41 @@ def start_language_server(hosted: Callable[[], None] = program) -> tuple[Any, in
     return server, port
 
 
+# The root's boolean flags, which take no value (pulumi 3.274.0, pkg/cmd/pulumi/pulumi.go,
+# plus cobra's --help); every other flag before the command takes the next word.
+_ROOT_BOOL_FLAGS = frozenset(
+    {
+        "--emoji",
+        "--fully-qualify-stack-names",
+        "--disable-integrity-checking",
+        "--logflow",
+        "--logtostderr",
+        "--non-interactive",
+        "--help",
+    }
+)
+_ROOT_BOOL_SHORTHANDS = frozenset({"-e", "-Q", "-h"})
+
+
 def command_of(args: list[str]) -> str | None:
-    """The CLI command in ``args`` (the first word that is not a flag or a flag's value)."""
-    return next((a for a in args if not a.startswith("-")), None)
+    """The CLI command in ``args``, found as the CLI's own parser (cobra) finds it.
+
+    A flag before the command takes the next word as its value (``--stack dev preview``)
+    unless it is written ``--flag=value``, is one of the root's boolean flags, or is a
+    shorthand with its value attached (``-sdev``); ``--`` ends the search.
+    """
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return None
+        if not word.startswith("-") or word == "-":
+            return word
+        takes_next = (
+            word.startswith("--") and "=" not in word and word not in _ROOT_BOOL_FLAGS
+        ) or (len(word) == 2 and word not in _ROOT_BOOL_SHORTHANDS)
+        if takes_next:
+            next(words, None)
+    return None
 
 
 def main(argv: list[str] | None = None, hosted: Callable[[], None] = program) -> int:
