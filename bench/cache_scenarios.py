@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.project import ROOT
 from tools.cache_report import (
     is_local_context,
     read_history,
@@ -45,7 +46,6 @@ from tools.cache_report import (
     seconds_of,
 )
 from tools.deployment import Deployment
-from tools.offline import ROOT
 from tools.payloads import GB, REALISTIC, fill_torch_indexes
 from tools.registry_traffic import Traffic, offset, traffic
 from tools.scenarios import (

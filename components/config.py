@@ -19,10 +19,10 @@ from pulumi.runtime import config as runtime_config
 
 from components import indexes, locks
 from components.decode import decode_config, parse_settings, stack_file_problems
-from components.settings import NAMESPACE, PASSWORD_ENV, SettingsError, StackSettings, key
+from components.project import NAMESPACE, ROOT
+from components.settings import PASSWORD_ENV, SettingsError, StackSettings, key
 from components.written import collisions, written_by
 
-ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"  # Pulumi.yaml's stackConfigDir
 
 

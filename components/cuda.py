@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import re
 
+# The packages a line installs together from its own torch index; each is a pin a line
+# may override (cudaLines.<line>.torch, ...).
+TORCH_TRIO = ("torch", "torchvision", "torchaudio")
+
 # Architectures the pinned SageAttention can dispatch to, with the CUDA each first needs
 # (nvcc support, and SageAttention's own setup.py floor).
 SAGEATTENTION_ARCHS: dict[str, tuple[int, int]] = {

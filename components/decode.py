@@ -17,10 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from components.project import without_declared_defaults
+from components.project import NAMESPACE, without_declared_defaults
 from components.refs import redact_credentials
 from components.settings import (
-    NAMESPACE,
     PASSWORD_ENV,
     SettingsError,
     StackSettings,

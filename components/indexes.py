@@ -24,14 +24,14 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import ProjectPage
 
 from components import matrix
+from components.cuda import TORCH_TRIO
 from components.inputs import resolve
+from components.project import ROOT
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
 
-ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "locks" / "indexes"
-TRIO = ("torch", "torchvision", "torchaudio")
 # The build arg that carries a target's torch index; its input key says which index.
 INDEX_ARG = "TORCH_INDEX_URL"
 # Docker platform -> the machine a manylinux wheel tag names.
@@ -152,7 +152,7 @@ def pin_uses(settings: StackSettings) -> Iterator[PinUse]:
         if index_key is None:
             continue
         own = settings.lines[build.line] if build.line else None
-        for project in TRIO:
+        for project in TORCH_TRIO:
             line_pin = getattr(own, project) if own is not None else None
             key = (
                 f"cudaLines.{build.line}.{project}"

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.catalog import TARGETS
+from components.cuda import TORCH_TRIO
+from components.project import ROOT
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = "constraints.txt"
 CONTEXT = "comfyui-lock"
 _FIELD = re.compile(r"# (?P<key>[a-z-]+): (?P<value>\S+)$")
@@ -95,17 +96,23 @@ def header(text: str) -> dict[str, str]:
     return fields
 
 
+# The pins a lock is resolved for, each recorded in its header (pin -> header field): a
+# bump of one needs a new lock (scripts/lock), or the stack refuses the old one.
+HEADER_FIELDS: dict[str, str] = {
+    "comfyCli": "comfy-cli",
+    "python": "python",
+    **{name: name for name in TORCH_TRIO},
+}
+HEADER_PINS = frozenset(HEADER_FIELDS)
+
+
 def expected_header(settings: StackSettings) -> dict[str, tuple[str, str]]:
     """Header field -> (the stack's value, the config key that sets it)."""
-    v = settings.versions
-    return {
-        "comfy-cli": (v.comfyCli, "versions.comfyCli"),
-        "python": (v.python, "versions.python"),
-        "platform": (settings.platform, "platform"),
-        "torch": (v.torch, "versions.torch"),
-        "torchvision": (v.torchvision, "versions.torchvision"),
-        "torchaudio": (v.torchaudio, "versions.torchaudio"),
+    pins = {
+        field: (getattr(settings.versions, pin), f"versions.{pin}")
+        for pin, field in HEADER_FIELDS.items()
     }
+    return {**pins, "platform": (settings.platform, "platform")}
 
 
 def uses_lock(settings: StackSettings) -> bool:

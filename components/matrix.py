@@ -56,9 +56,7 @@ def line_settings(settings: StackSettings, line: str) -> StackSettings:
     """The stack's settings as one line's builds see them."""
     spec = settings.lines[line]
     pins = {"cuda": spec.cuda} | {
-        pin: value
-        for pin in ("torch", "torchvision", "torchaudio")
-        if (value := getattr(spec, pin)) is not None
+        pin: value for pin in cuda.TORCH_TRIO if (value := getattr(spec, pin)) is not None
     }
     update: dict[str, object] = {
         "versions": settings.versions.model_copy(update=pins),

@@ -20,8 +20,11 @@ from typing import Any
 
 import yaml
 
+# The project's directory: stacks, Dockerfiles and locks are read relative to it.
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"
+# The project's name, which is also the namespace of its config keys (comfyui-images:...).
+NAMESPACE: str = str(yaml.safe_load(PROJECT_FILE.read_text(encoding="utf-8"))["name"])
 
 
 def cli_string(value: Any) -> str:

@@ -29,8 +29,10 @@ from pydantic import (
 
 from components import cuda
 from components.catalog import TARGETS
+from components.cuda import TORCH_TRIO
 from components.graph import selected_with_parents
 from components.matrix import build_names
+from components.project import NAMESPACE
 from components.refs import (
     address_problem,
     has_credentials,
@@ -40,7 +42,6 @@ from components.refs import (
     repository_problem,
 )
 
-NAMESPACE = "comfyui-images"
 PASSWORD_ENV = "COMFYUI_IMAGES_REGISTRY_PASSWORD"  # noqa: S105 (a variable name)
 # BuildKit refuses a secret larger than this (500 KiB).
 MAX_SECRET_BYTES = 500 * 1024
@@ -225,18 +226,6 @@ class CompressionSettings(_Strict):
         return self
 
 
-# An example of a valid value per pin: what an error message shows instead of a regex.
-PIN_EXAMPLES: dict[str, str] = {
-    "python": "3.12",
-    "ubuntu": "24.04",
-    "cuda": "13.0.2",
-    "torch": "2.15.0",
-    "torchvision": "0.29.2",
-    "torchaudio": "2.11.1",
-    "comfyCli": "1.23.0",
-    "comfyui": "v0.44.0",
-    "sageattention": "d1a57a546c3d395b1ffcbeecc66d81db76f3b4b5",
-}
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 _SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
 # Pins that name a git ref: BuildKit git contexts take a tag or a full 40-hex commit.
@@ -290,6 +279,11 @@ class Versions(_Strict):
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
         return check_pin(v, info.field_name)
+
+
+# An example of a valid value per pin, what an error message shows instead of a regex: the
+# defaults themselves.
+PIN_EXAMPLES: dict[str, str] = {name: f.default for name, f in Versions.model_fields.items()}
 
 
 class Sources(_Strict):
@@ -383,7 +377,7 @@ class CudaLine(_Strict):
         default=None, description="SageAttention archs; default: all this CUDA can build."
     )
 
-    @field_validator("cuda", "torch", "torchvision", "torchaudio", mode="before")
+    @field_validator("cuda", *TORCH_TRIO, mode="before")
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
         return v if v is None else check_pin(v, info.field_name)

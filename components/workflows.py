@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from components.project import ROOT
+
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 # Secrets GitHub provides to every job; never the stack's business.
 BUILTIN_SECRETS = frozenset({"GITHUB_TOKEN"})

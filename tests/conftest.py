@@ -14,11 +14,13 @@ from typing import Any, NoReturn
 
 import pytest
 
+from components.cuda import TORCH_TRIO
+from components.project import NAMESPACE
 from components.settings import PIN_EXAMPLES
-from tools.lock import TORCH_PACKAGES, LockInputs, render
+from tools.lock import LockInputs, render
 from tools.offline import Recording, load_stack_config, run_program
 
-NS = "comfyui-images"
+NS = NAMESPACE
 
 BASE: dict[str, Any] = {
     f"{NS}:registry": {"address": "registry.example.test:5000", "namespace": "team/comfy"},
@@ -53,14 +55,14 @@ def write_lock(directory: Path, pins: list[str] | None = None, **header: str) ->
     ``comfy_cli="1.22.0"`` or ``torch="2.14.0"``), in ``directory/constraints.txt``;
     returns ``directory``."""
     defaults = {"comfy_cli": PIN_EXAMPLES["comfyCli"], "python": PIN_EXAMPLES["python"]}
-    defaults |= {name: PIN_EXAMPLES[name] for name in TORCH_PACKAGES}
+    defaults |= {name: PIN_EXAMPLES[name] for name in TORCH_TRIO}
     values = {**defaults, "platform": "linux/amd64", **header}
     inputs = LockInputs(
         comfyui=PIN_EXAMPLES["comfyui"],
         comfy_cli=values["comfy_cli"],
         python=values["python"],
         platform=values["platform"],
-        torch={name: values[name] for name in TORCH_PACKAGES},
+        torch={name: values[name] for name in TORCH_TRIO},
     )
     sections = {
         "comfyui": pins or ["tqdm==4.67.1"],

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from components.project import ROOT
 from tests.conftest import engine_missing
 from tools.deployment import Deployment, without_secure
-from tools.offline import ROOT, config_from_mapping, load_stack_config, stack_names
+from tools.offline import config_from_mapping, load_stack_config, stack_names
 
 pytestmark = pytest.mark.engine
 

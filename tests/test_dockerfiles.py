@@ -32,8 +32,8 @@ import pytest
 
 from components import locks
 from components.catalog import DOCKERFILES_DIR, TARGETS, Target
+from components.project import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted({t.dockerfile for t in TARGETS.values()})
 APP_SCRIPTS = sorted((ROOT / DOCKERFILES_DIR / "core" / "app").glob("*.sh"))
 CA_SECRET = "/run/secrets/ca.pem"

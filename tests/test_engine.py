@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
+from components.project import ROOT
 from tests.conftest import engine_missing
 from tools import cache_report
 from tools.bake import main as bake_main
 from tools.bake import to_bake
 from tools.cache_report import read_vertices, steps_of
-from tools.offline import ROOT, run_program
+from tools.offline import run_program
 from tools.plan import to_plan
 from tools.scenarios import (
     CA_BUNDLE,

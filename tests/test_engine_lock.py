@@ -14,10 +14,12 @@ import re
 
 import pytest
 
+from components.cuda import TORCH_TRIO
 from components.locks import LOCK_FILE, sections
+from components.project import ROOT
 from components.settings import PIN_EXAMPLES
-from tools.lock import TORCH_PACKAGES, LockInputs, normalize, render
-from tools.offline import ROOT, run_program
+from tools.lock import LockInputs, normalize, render
+from tools.offline import run_program
 from tools.plan import to_plan
 from tools.scenarios import (
     NS,
@@ -52,7 +54,7 @@ def stand_in_lock(config: dict[str, object]) -> str:
         comfy_cli=versions.get("comfyCli", PIN_EXAMPLES["comfyCli"]),
         python=versions.get("python", PIN_EXAMPLES["python"]),
         platform="linux/amd64",
-        torch={name: versions[name] for name in TORCH_PACKAGES},
+        torch={name: versions[name] for name in TORCH_TRIO},
     )
     requirements = (WORK / "standin-src" / VERSION / "requirements.txt").read_bytes()
     return render(inputs, {"requirements.txt": requirements}, parts, "ci")

@@ -19,9 +19,10 @@ import yaml
 
 from components.config import validate
 from components.decode import decode_config, parse_settings
+from components.project import ROOT
 from components.settings import SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
-from tools.offline import ROOT, Recording, run_stack
+from tools.offline import Recording, run_stack
 
 SECRET = "SECRET-VALUE-4711"
 

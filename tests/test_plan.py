@@ -13,9 +13,9 @@ import yaml
 
 from components.catalog import TARGETS
 from components.matrix import parents_of, target_of
+from components.project import ROOT
 from tests.conftest import Evaluate, with_overrides
 from tools import offline, plan
-from tools.offline import ROOT
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

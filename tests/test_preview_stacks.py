@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tools.offline import PROJECT, ROOT, stack_names
+from components.project import NAMESPACE, ROOT
+from tools.offline import stack_names
 from tools.preview_stacks import GITHUB_KEYS, preview_config
 
 
@@ -16,15 +17,15 @@ def test_github_keys_are_left_out_only_without_the_plugin_and_it_says_so() -> No
     without, notes = preview_config("prod", standins=False, github=False)
     assert not set(GITHUB_KEYS) & set(without)
     assert "pulumi-resource-github plugin is not installed" in notes
-    assert f"{PROJECT}:github, {PROJECT}:githubSecrets" in notes
+    assert f"{NAMESPACE}:github, {NAMESPACE}:githubSecrets" in notes
     kept, notes = preview_config("prod", standins=False, github=True)
-    assert f"{PROJECT}:github" in kept
-    assert f"{PROJECT}:githubSecrets" in kept
+    assert f"{NAMESPACE}:github" in kept
+    assert f"{NAMESPACE}:githubSecrets" in kept
     assert "GitHub" not in notes
 
 
 def test_the_quick_pass_builds_nothing() -> None:
     for stack in stack_names():
         config, notes = preview_config(stack, standins=False, github=False)
-        assert config[f"{PROJECT}:buildOnPreview"] is False, stack
+        assert config[f"{NAMESPACE}:buildOnPreview"] is False, stack
         assert "buildOnPreview false" in notes

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
-from components.project import declared_defaults
+from components.project import ROOT, declared_defaults
 from components.settings import NAMESPACE, StackSettings
-from tools.offline import ROOT, config_from_mapping, load_stack_config, run_stack, stack_names
+from tools.offline import config_from_mapping, load_stack_config, run_stack, stack_names
 
 STACKS = stack_names()
 
@@ -123,3 +123,23 @@ def test_a_value_equal_to_its_declared_default_means_unset(full: str) -> None:
     assert getattr(as_default, name) == StackSettings.model_fields[name].default
     assert as_default == parse_settings(decode_config(without, []))
     assert name not in decode_config({full: declared_defaults()[full]}, [])
+
+
+@pytest.mark.parametrize(
+    ("definition", "home"),
+    [
+        ("Path(__file__).resolve().parent.parent", "components/project.py"),
+        ('"torch", "torchvision", "torchaudio"', "components/cuda.py"),
+        ('frozenset({"comfyCli"', None),
+    ],
+)
+def test_shared_constants_are_defined_once(definition: str, home: str | None) -> None:
+    """The project root, the torch trio and the locked pins each have one definition that
+    everything imports (copies drifted apart before: two LOCKED_PINS with other members)."""
+    found = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("components", "tools", "bench", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if definition in path.read_text(encoding="utf-8") and path.name != Path(__file__).name
+    )
+    assert found == ([home] if home else []), f"{definition!r} is written in {found}"

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from components.catalog import TARGETS
 from components.config import validate
 from components.decode import KNOWN_KEYS, SECRET_KEYS
+from components.project import NAMESPACE
 from components.refs import has_credentials
 from components.settings import (
     CacheSettings,
@@ -30,7 +31,7 @@ from components.settings import (
 )
 from tools.offline import Recording, config_from_mapping, run_program, unwrap
 
-NS = "comfyui-images"
+NS = NAMESPACE
 PROFILE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 hosts = st.sampled_from(["ghcr.io", "localhost:5000", "123.dkr.ecr.eu-west-1.amazonaws.com"])

@@ -27,12 +27,13 @@ import pytest
 import yaml
 
 from components.catalog import TARGETS
+from components.locks import HEADER_PINS
+from components.project import ROOT
 from tests.conftest import engine_missing
 from tools.cache_report import history_records, read_history, reports_from_history
 from tools.deployment import Deployment
-from tools.offline import ROOT, run_program, unwrap
+from tools.offline import run_program, unwrap
 from tools.scenarios import (
-    LOCKED_PINS,
     NS,
     Engine,
     ci_config,
@@ -153,7 +154,7 @@ def _with_pins(config: dict[str, Any], **pins: str) -> dict[str, Any]:
     release tracking makes it (the ci stack refuses a lock of other pins)."""
     new = copy.deepcopy(config)
     new[f"{NS}:versions"] = {**new[f"{NS}:versions"], **pins}
-    return relock(new) if set(pins) & LOCKED_PINS else new
+    return relock(new) if set(pins) & HEADER_PINS else new
 
 
 @pytest.mark.parametrize(("pin", "value"), [("comfyCli", "1.22.0"), ("ubuntu", "24.10")])

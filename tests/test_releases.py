@@ -24,9 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from components.cuda import TORCH_TRIO
+from components.project import ROOT
 from tools import releases
 from tools.lock import LockError
-from tools.offline import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
 INDEX = "https://index.test/simple"
@@ -179,7 +180,7 @@ def test_index_prereleases_and_yanked_releases_are_never_proposed(answers: Answe
 
 def choose(index: releases.Index, pinned: tuple[str, str, str] = ("2.8.0", "0.23.0", "2.8.0")):  # type: ignore[no-untyped-def]
     trio = releases.Trio(*map(Version, pinned))
-    available = {name: list(index.releases(name)) for name in releases.TRIO}
+    available = {name: list(index.releases(name)) for name in TORCH_TRIO}
     return releases.choose_trio(
         trio,
         available,
@@ -489,9 +490,7 @@ versions = st.builds(
 
 @given(
     pinned=st.tuples(versions, versions, versions),
-    available=st.fixed_dictionaries(
-        {name: st.lists(versions, max_size=6) for name in releases.TRIO}
-    ),
+    available=st.fixed_dictionaries({name: st.lists(versions, max_size=6) for name in TORCH_TRIO}),
     salt=st.integers(0, 2**16),
 )
 def test_the_chosen_trio_is_never_older_than_the_pins_and_is_compatible(
@@ -508,7 +507,7 @@ def test_the_chosen_trio_is_never_older_than_the_pins_and_is_compatible(
         return hashlib.sha256(key).digest()[0] % 3 != 0
 
     trio = releases.choose_trio(pins_, available, fits)
-    for name in releases.TRIO:
+    for name in TORCH_TRIO:
         assert getattr(trio, name) >= getattr(pins_, name)
 
     def both_fit(torch: Version) -> bool:

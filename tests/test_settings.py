@@ -14,9 +14,10 @@ import pytest
 from components.catalog import TARGETS, Target
 from components.decode import decode_config, parse_settings
 from components.graph import GraphError, selected_with_parents
+from components.project import NAMESPACE
 from components.settings import PASSWORD_ENV, SettingsError, StackSettings
 
-NS = "comfyui-images"
+NS = NAMESPACE
 
 
 def settings_from(config: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> StackSettings:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from components.catalog import DOCKERFILES_DIR
-from tools.offline import ROOT
+from components.project import ROOT
 from tools.scenarios import make_comfyui_standin
 
 HEALTHCHECK = ROOT / DOCKERFILES_DIR / "core" / "app" / "healthcheck.py"

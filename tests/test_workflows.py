@@ -27,8 +27,9 @@ import pytest
 import yaml
 
 from components import workflows as gh
+from components.project import ROOT
 from tools import releases
-from tools.offline import ROOT, load_stack_config
+from tools.offline import load_stack_config
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent

@@ -21,8 +21,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.graph import GraphError
+from components.project import ROOT
 from components.settings import SettingsError
-from tools.offline import ROOT, pushes, run_stack
+from tools.offline import pushes, run_stack
 from tools.plan import DOCKER_IMAGE, cache_entry_to_string, to_plan
 
 

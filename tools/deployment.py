@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tools.offline import ROOT
+from components.project import ROOT
 
 # Commands that read the stack's config (and so take --stack and --config-file).
 _CONFIGURED = frozenset({"preview", "up", "refresh", "destroy", "config"})

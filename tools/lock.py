@@ -39,16 +39,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.cuda import TORCH_TRIO
 from components.locks import LOCK_FILE, SECTIONS, section_marker
+from components.project import ROOT
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCKS_DIR = "locks/comfyui"
 # Requirement files of a ComfyUI source; the second only in current ComfyUI.
 REQUIREMENT_FILES = ("requirements.txt", "manager_requirements.txt")
-TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
 # Ubuntu 24.04 and the engine's Debian 12 both run manylinux_2_28 wheels; naming the tag
 # (not "linux") keeps the resolution the same on every machine that makes it.
 UV_PLATFORMS = {"linux/amd64": "x86_64-manylinux_2_28", "linux/arm64": "aarch64-manylinux_2_28"}
@@ -74,7 +74,7 @@ class LockInputs:
             "comfy-cli": self.comfy_cli,
             "python": self.python,
             "platform": self.platform,
-            **{name: self.torch[name] for name in TORCH_PACKAGES},
+            **{name: self.torch[name] for name in TORCH_TRIO},
         }
 
 
@@ -168,7 +168,7 @@ def keep_non_torch(compiled: str, roots: Sequence[str]) -> list[str]:
             for v in via.split(",")
             if v.strip()
         }
-    torch = {normalize(t) for t in TORCH_PACKAGES}
+    torch = {normalize(t) for t in TORCH_TRIO}
     direct = {f"-r {r}" for r in roots}
     kept = {n for n, v in vias.items() if n not in torch and v & direct}
     while grown := {n for n, v in vias.items() if n not in torch | kept and v & kept}:
@@ -217,7 +217,7 @@ def make_lock(
             (work / name).write_bytes(data)
         (work / "comfy-cli.in").write_text(f"comfy-cli=={inputs.comfy_cli}\n")
         (work / "torch.txt").write_text(
-            "".join(f"{name}=={inputs.torch[name]}\n" for name in TORCH_PACKAGES)
+            "".join(f"{name}=={inputs.torch[name]}\n" for name in TORCH_TRIO)
         )
         # Relative names, run in `work`: uv annotates `-r <name>` as given, no temp paths.
         roots = {"comfyui": sorted(files), "comfy-cli": ["comfy-cli.in"]}
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
     parser.add_argument("--comfy-cli", dest="comfy_cli")
     parser.add_argument("--python")
     parser.add_argument("--platform", choices=sorted(UV_PLATFORMS))
-    for name in TORCH_PACKAGES:
+    for name in TORCH_TRIO:
         parser.add_argument(f"--{name}")
     parser.add_argument("--output-dir", type=Path, default=ROOT / LOCKS_DIR)
     args = parser.parse_args(argv)
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
             inputs = inputs_of(settings, args.comfyui)
             source = args.comfyui_src or settings.sources.comfyui
         else:
-            explicit = ("comfyui", "comfyui_src", "comfy_cli", "python", *TORCH_PACKAGES)
+            explicit = ("comfyui", "comfyui_src", "comfy_cli", "python", *TORCH_TRIO)
             if missing := [f"--{n.replace('_', '-')}" for n in explicit if not getattr(args, n)]:
                 parser.error(f"without --stack, give {' '.join(missing)}")
             inputs = LockInputs(
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
                 comfy_cli=args.comfy_cli,
                 python=args.python,
                 platform=args.platform or "linux/amd64",
-                torch={n: getattr(args, n) for n in TORCH_PACKAGES},
+                torch={n: getattr(args, n) for n in TORCH_TRIO},
             )
             source = args.comfyui_src
         files = read_source(source, inputs.comfyui)

@@ -25,10 +25,8 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 
-from components.project import cli_string, with_declared_defaults
+from components.project import NAMESPACE, ROOT, cli_string, with_declared_defaults
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "comfyui-images"
 IMAGE_TYPE = "docker-build:index:Image"
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (what is shown instead of a secret)
 # How the SDK marks a secret value inside deserialized inputs.
@@ -205,7 +203,7 @@ def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list
     values: dict[str, str] = {}
     secrets: list[str] = []
     for raw_key, value in config.items():
-        full = raw_key if ":" in raw_key else f"{PROJECT}:{raw_key}"
+        full = raw_key if ":" in raw_key else f"{NAMESPACE}:{raw_key}"
         if _has_secure(value):
             secrets.append(full)
         values[full] = cli_string(_placeholders(value))
@@ -280,7 +278,7 @@ def run_program(
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         mocks,
-        project=PROJECT,
+        project=NAMESPACE,
         stack=stack,
         preview=preview,
         monitor=monitor,

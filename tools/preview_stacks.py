@@ -28,11 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components.project import NAMESPACE
 from tools.deployment import Deployment, PulumiError, without_secure
-from tools.offline import PROJECT, load_stack_config, stack_names
+from tools.offline import load_stack_config, stack_names
 
 # Keys that declare GitHub resources, which need the pulumi-resource-github plugin.
-GITHUB_KEYS = (f"{PROJECT}:github", f"{PROJECT}:githubSecrets", "github:token")
+GITHUB_KEYS = (f"{NAMESPACE}:github", f"{NAMESPACE}:githubSecrets", "github:token")
 
 
 def installed_plugins() -> set[str]:
@@ -61,7 +62,7 @@ def preview_config(stack: str, *, standins: bool, github: bool) -> tuple[dict[st
             f"GitHub keys left out ({', '.join(left)}): the pulumi-resource-github plugin is "
             "not installed here, so the GitHub side is proven under mocks only"
         )
-    config[f"{PROJECT}:buildOnPreview"] = False
+    config[f"{NAMESPACE}:buildOnPreview"] = False
     notes.append("buildOnPreview false")
     return config, "; ".join(notes)
 

@@ -26,7 +26,8 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from components.project import ROOT
+
 # CLI commands that run the program and so need a language host.
 RUNS_PROGRAM = frozenset({"up", "update", "preview", "pre"})
 # Build contexts the provider hashes, permission bits included (pulumi-docker-build #358).

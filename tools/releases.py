@@ -60,14 +60,15 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from components.cuda import TORCH_TRIO
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
 from components.inputs import for_target
+from components.locks import HEADER_PINS
 from components.matrix import Build, builds
+from components.project import NAMESPACE, ROOT
 from components.refs import redact_credentials
-from components.settings import NAMESPACE, SettingsError, StackSettings, Versions
+from components.settings import SettingsError, StackSettings, Versions
 from tools.lock import LockError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 EXIT_CURRENT = 0
 EXIT_BUMPS = 10
@@ -78,8 +79,7 @@ GITHUB_API = "https://api.github.com"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 VERSIONS_KEY = f"{NAMESPACE}:versions"
 LINES_KEY = f"{NAMESPACE}:cudaLines"
-TRIO = ("torch", "torchvision", "torchaudio")
-TRACKED = ("comfyui", "comfyCli", *TRIO)
+TRACKED = ("comfyui", "comfyCli", *TORCH_TRIO)
 _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+")
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 # Where a Requires-Dist marker is evaluated: the images are Linux, and the stack's Python.
@@ -340,10 +340,10 @@ def choose_trio(
     considered, so the answer is never older than ``pinned``; when nothing newer fits, the
     pins themselves come back.
     """
-    floor = {name: getattr(pinned, name) for name in TRIO}
+    floor = {name: getattr(pinned, name) for name in TORCH_TRIO}
     newest_first = {
         name: sorted((v for v in available.get(name, ()) if v >= floor[name]), reverse=True)
-        for name in TRIO
+        for name in TORCH_TRIO
     }
     for torch in newest_first["torch"]:
         vision = next(
@@ -539,7 +539,7 @@ def check(
     if pinned_trio is None:
         notes.append("the torch pins are not versions; the torch trio was not compared")
     else:
-        available = {name: list(index.releases(name)) for name in TRIO}
+        available = {name: list(index.releases(name)) for name in TORCH_TRIO}
 
         python, machine = settings.versions.python, _MACHINES[settings.platform]
 
@@ -547,7 +547,7 @@ def check(
             return accepts(index.requires(package, release), torch, python, machine)
 
         trio = choose_trio(pinned_trio, available, fits)
-        for name in TRIO:
+        for name in TORCH_TRIO:
             newest[name] = (str(getattr(trio, name)), index.source(name))
 
     rows, bumps = [], {}
@@ -579,7 +579,7 @@ def check(
 
 def _trio(pins: Mapping[str, str]) -> Trio | None:
     try:
-        return Trio(*(Version(pins[n]) for n in TRIO))
+        return Trio(*(Version(pins[n]) for n in TORCH_TRIO))
     except InvalidVersion:
         return None
 
@@ -648,7 +648,7 @@ def _render_lines(report: Report) -> list[str]:
         return []
     lines = ["", "CUDA lines (`comfyui-images:cudaLines`):", ""]
     for name, line in report.lines.items():
-        trio = {k: v for k, v in line.items() if k in TRIO}
+        trio = {k: v for k, v in line.items() if k in TORCH_TRIO}
         cuda = line.get("cuda", "?")
         if trio:
             pinned = ", ".join(f"`{k}` {v}" for k, v in trio.items())
@@ -658,7 +658,7 @@ def _render_lines(report: Report) -> list[str]:
                 "them by hand if that index has the newer trio."
             )
         else:
-            follows = " (bumped with it)" if set(report.bumps) & set(TRIO) else ""
+            follows = " (bumped with it)" if set(report.bumps) & set(TORCH_TRIO) else ""
             lines.append(f"- `{name}` (CUDA {cuda}) follows `versions` for torch{follows}.")
     return lines
 
@@ -667,8 +667,9 @@ def _old(report: Report, pin: str) -> str:
     return next(old for name, old, _, _ in report.rows if name == pin)
 
 
-# Pins the lock of ComfyUI's dependencies is resolved for (tools/lock.py, its header).
-LOCKED_PINS = frozenset({"comfyui", "comfyCli", "torch", "torchvision", "torchaudio"})
+# Pins whose bump needs a lock written: a new ComfyUI version has none yet, and the lock's
+# header records the others (components/locks.py).
+NEEDS_NEW_LOCK = frozenset({"comfyui"}) | HEADER_PINS
 # (settings as written, stack name) -> the lock file written; raises tools.lock.LockError.
 Relock = Callable[[StackSettings, str], Path]
 
@@ -716,7 +717,7 @@ def main(
         if args.write and writable:
             stack_file.write_pins(writable)
             report.written = True
-            if args.lock and set(writable) & LOCKED_PINS:
+            if args.lock and set(writable) & NEEDS_NEW_LOCK:
                 locked = relock(StackFile.read(path).settings(), stack)
                 report.notes.append(f"regenerated the lock `{_shown(locked)}` for the new pins")
     except SourceError as err:

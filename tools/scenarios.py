@@ -28,14 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from components import cuda
+from components.cuda import TORCH_TRIO
+from components.locks import HEADER_PINS
+from components.project import NAMESPACE, ROOT
 from components.settings import PIN_EXAMPLES
 from tools.bake import to_bake
 from tools.cache_report import Step, read_vertices, steps_of
-from tools.offline import ROOT, load_stack_config, run_program
+from tools.offline import load_stack_config, run_program
 from tools.plan import to_plan
 from tools.registry_traffic import Traffic, offset, traffic
 
-NS = "comfyui-images"
+NS = NAMESPACE
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # buildx 0.38 asks bake files to be granted what they read outside their directory: here
 # the CA bundle handed to pip as the `ca` secret.
@@ -140,20 +143,17 @@ def make_wheel(
     return wheel
 
 
-TORCH_PINS = ("torch", "torchvision", "torchaudio")
-
-
 def torch_lines(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each torch index a stack config installs from ("cpu" and its CUDA lines), with the
     torch pins it asks that index for (a line's own overrides included)."""
     versions = config.get(f"{NS}:versions") or {}
-    pins = {name: versions.get(name, PIN_EXAMPLES[name]) for name in TORCH_PINS}
+    pins = {name: versions.get(name, PIN_EXAMPLES[name]) for name in TORCH_TRIO}
     lines = config.get(f"{NS}:cudaLines") or {
         cuda.wheel_tag(versions.get("cuda", PIN_EXAMPLES["cuda"])): {}
     }
     result = {"cpu": pins}
     for line, spec in lines.items():
-        result[line] = {name: (spec or {}).get(name) or pins[name] for name in TORCH_PINS}
+        result[line] = {name: (spec or {}).get(name) or pins[name] for name in TORCH_TRIO}
     return result
 
 
@@ -166,7 +166,7 @@ def make_torch_index(wheelhouse: Path, line: str, pins: dict[str, str]) -> Path:
     root = wheelhouse / "index" / line
     cuda_text = "None" if line == "cpu" else repr(f"{line[2:-1]}.{line[-1]}")
     links = []
-    for name in TORCH_PINS:
+    for name in TORCH_TRIO:
         version = f"{pins[name].split('+', 1)[0]}+{line}.standin"
         project = root / name
         shutil.rmtree(project, ignore_errors=True)
@@ -650,10 +650,6 @@ def expected_reruns(scenario: Scenario, runs: dict[str, list[Step]]) -> dict[str
     return expected
 
 
-# Pins a lock is resolved for (its header); bumping one without a new lock is refused.
-LOCKED_PINS = frozenset({"comfyCli", "python", "torch", "torchvision", "torchaudio"})
-
-
 def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
     """A new lock of the stand-in for the config's pins, in the work dir, and the config
     reading it there (a real comfy-cli bump comes with its regenerated lock, as release
@@ -667,7 +663,7 @@ def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
     argv = ["--comfyui-src", str(source), "--comfyui", v["comfyui"]]
     argv += ["--comfy-cli", v["comfyCli"], "--python", v["python"]]
     argv += ["--platform", config.get(f"{NS}:platform", "linux/amd64")]
-    argv += [arg for name in TORCH_PINS for arg in (f"--{name}", v[name])]
+    argv += [arg for name in TORCH_TRIO for arg in (f"--{name}", v[name])]
     argv += ["--output-dir", str(WORK / "locks" / "comfyui")]
     if lock.main(argv, resolver=resolver) != 0:
         raise RuntimeError(f"could not lock the stand-in for {v}")
@@ -680,7 +676,7 @@ def apply(config: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
         versions = dict(config[f"{NS}:versions"])
         versions.update(scenario.versions)
         config = {**config, f"{NS}:versions": versions}
-        if set(scenario.versions) & LOCKED_PINS:
+        if set(scenario.versions) & HEADER_PINS:
             config = relock(config)
     if scenario.edit:
         scenario.edit(WORK)

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from components.project import ROOT
 from components.settings import PIN_EXAMPLES
-from tools.offline import ROOT, load_stack_config
+from tools.offline import load_stack_config
 from tools.scenarios import (
     NS,
     engine_from_env,
