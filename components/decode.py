@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -57,16 +57,27 @@ def _show(value: Any) -> str:
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
-    """The settings model that holds the field at ``loc[:-1]`` (for listing its keys)."""
-    model: type[BaseModel] | None = StackSettings
+    """The settings model that holds the field at ``loc[:-1]`` (for listing its keys),
+    through optional fields (``github``) and mappings of models (``cudaLines.<line>``)."""
+    annotation: Any = StackSettings
     for part in loc[:-1]:
+        if get_origin(annotation) is dict:  # `part` is one of the mapping's own keys
+            annotation = get_args(annotation)[1]
+            continue
+        model = _model_of(annotation)
         field = model.model_fields.get(part) if model else None
-        annotation = field.annotation if field else None
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-    return model
+        if field is None:
+            return None
+        annotation = field.annotation
+    return _model_of(annotation)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation names: ``X`` or ``X | None`` (a mapping of models is not one)."""
+    if get_origin(annotation) is dict:
+        return None
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
 
 
 def _describe(e: Any, loc: list[str]) -> str:

@@ -250,8 +250,24 @@ def test_bad_github_config_names_key_and_fix_and_registers_nothing(
 def test_name_rules_match_github() -> None:
     assert GithubSettings.name_problem("GH_ADMIN_TOKEN") is None
     assert GithubSettings.name_problem("_x1") is None
-    for bad in ("GITHUB_TOKEN", "github_x", "A-B", "9A", "A B", ""):
-        assert GithubSettings.name_problem(bad), bad
+    for bad in ("A-B", "9A", "A B", ""):
+        assert GithubSettings.name_problem(bad) == (
+            "must contain only letters, digits and _, and not start with a digit"
+        ), bad
+    for bad in ("GITHUB_TOKEN", "github_x"):
+        assert GithubSettings.name_problem(bad) == (
+            "must not start with GITHUB_ (GitHub reserves that prefix)"
+        ), bad
+
+
+@pytest.mark.parametrize(
+    ("stored", "text"),
+    [("ghp_x", "ghp_x"), (1234, "1234"), (True, "true"), ({"a": 1}, '{"a": 1}')],
+)
+def test_a_secret_stored_as_another_type_reaches_github_as_its_text(stored: Any, text: str) -> None:
+    """`pulumi config set --secret --path 'githubSecrets.PIN' 1234` stores a number; GitHub
+    stores text, so the value is sent as the text a user typed, not Python's repr."""
+    assert gh._as_text(stored) == text
 
 
 # --- resources under mocks --------------------------------------------------------------------

@@ -349,6 +349,109 @@ def test_a_cut_value_is_redacted_before_it_is_cut() -> None:
 # --- 6. messages ------------------------------------------------------------------------------
 
 
+def refusal(**extra: Any) -> str:
+    """The message parse_settings gives for a minimal stack plus ``extra`` (decoded values):
+    one header, then one indented line per problem."""
+    base = {"registry": {"address": "ghcr.io", "namespace": "a"}, "targets": ["core-cpu"]}
+    with pytest.raises(SettingsError) as info:
+        parse_settings({**base, **extra})
+    message = str(info.value)
+    assert message.startswith("invalid stack configuration:\n  "), message
+    return message
+
+
+def test_a_rule_over_several_keys_is_reported_in_its_own_words() -> None:
+    """A model-level rule has no location; its message is shown as written, without
+    pydantic's 'Value error, ' prefix."""
+    message = refusal(push=False, targets=["core-cpu"])
+    assert f"\n  {NS}:push is false but core-cpu is built from runtime-cpu" in message
+    assert "Value error" not in message
+
+
+def test_a_rule_of_one_field_drops_the_validator_from_the_location() -> None:
+    """pydantic adds the validator to the location of an error raised by one
+    (``function-after[...]``); the key shown is the user's key alone."""
+    message = refusal(cacheThresholds={"core-cpu": 1.5})
+    assert f"\n  {NS}:cacheThresholds: core-cpu = 1.5 must be between 0 and 1" in message
+    assert "function" not in message
+    assert "Value error" not in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"typo": 1},
+            f"{NS}:typo: unknown key; remove it or check its spelling (got 1); known keys: "
+            "buildOnPreview, builder, caBundle, cache, cacheThresholds, compression,",
+        ),
+        (
+            {"registry": {"address": "ghcr.io", "namespace": "a", "adress": "x"}},
+            f"{NS}:registry.adress: unknown key; remove it or check its spelling (got 'x'); "
+            "known keys: address, namespace, username",
+        ),
+        (
+            {"cudaLines": {"cu130": {"cuda": "13.0.2", "torhc": "2"}}},
+            f"{NS}:cudaLines.cu130.torhc: unknown key; remove it or check its spelling "
+            "(got '2'); known keys: cuda, cudaArchList, torch, torchaudio, torchvision",
+        ),
+        (
+            {"github": {"owner": "a", "repository": "b", "environment": "c", "variabls": {}}},
+            f"{NS}:github.variabls: unknown key; remove it or check its spelling (got {{}}); "
+            "known keys: environment, owner, repository, reviewerTeams, reviewers, variables",
+        ),
+    ],
+)
+def test_an_unknown_key_lists_the_keys_known_where_it_stands(
+    extra: dict[str, Any], expected: str
+) -> None:
+    message = refusal(**extra)
+    assert expected in message
+    assert "hasRegistryPassword" not in message, "presence flags are not keys a user writes"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"registry": "ghcr.io"},
+            f"{NS}:registry: must be a YAML mapping with keys such as address, namespace, "
+            "username (got str 'ghcr.io')",
+        ),
+        (
+            {"cudaLines": {"cu130": "13.0.2"}},
+            f"{NS}:cudaLines.cu130: must be a YAML mapping with keys such as cuda, torch, "
+            "torchvision, torchaudio (got str '13.0.2')",
+        ),
+        ({"cache": []}, f"{NS}:cache: must be a YAML mapping with keys such as backends,"),
+        ({"cudaLines": ["cu130"]}, f"{NS}:cudaLines: must be a YAML mapping (got list"),
+        ({"targets": "core-cpu"}, f"{NS}:targets: must be a YAML list (got 'core-cpu')"),
+        (
+            {"registry": {"address": "ghcr.io"}},
+            f"{NS}:registry.namespace: required; set it with `pulumi config set --path "
+            f"{NS}:registry.namespace ...`",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_shape_says_the_shape_and_what_it_got(
+    extra: dict[str, Any], expected: str
+) -> None:
+    assert expected in refusal(**extra)
+
+
+@pytest.mark.parametrize(("length", "cut"), [(78, False), (79, True)])
+def test_a_long_value_is_cut_to_eighty_characters(length: int, cut: bool) -> None:
+    """repr adds two quotes: a value of 78 characters is shown whole (80), one more is cut
+    to 76 characters and an ellipsis."""
+    value = "v" * (length - 1) + "!"  # '!' is refused in a tag, so the value is shown
+    message = refusal(movingTag=value)
+    shown = message.split("(got ", 1)[1].split(")", 1)[0]
+    if cut:
+        assert shown == repr(value)[:76] + "...'"
+    else:
+        assert shown == repr(value)
+
+
 @pytest.mark.parametrize(
     ("pin", "value", "example"),
     [

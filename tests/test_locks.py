@@ -150,3 +150,24 @@ def test_committed_locks_are_scripts_lock_output() -> None:
             pins = [line.split("==")[0] for line in lines]
             assert pins == sorted(pins), (path, section)
             assert not set(TORCH_TRIO) & set(pins), (path, section)
+
+
+def test_sections_take_pins_only_inside_a_section_and_skip_comments_and_blanks() -> None:
+    text = "\n".join(
+        [
+            "# comfy-cli: 1.23.0",
+            "stray==1.0  # before any section: not a pin of either",
+            locks.section_marker("comfyui"),
+            "tqdm==4.67.1",
+            "",
+            "#    via -r requirements.txt",
+            "  pyyaml==6.0.2  ",
+            locks.section_marker("comfy-cli"),
+            "comfy-cli==1.23.0",
+        ]
+    )
+    assert locks.sections(text) == {
+        "comfyui": ["tqdm==4.67.1", "pyyaml==6.0.2"],
+        "comfy-cli": ["comfy-cli==1.23.0"],
+    }
+    assert locks.sections("tqdm==4.67.1\n") == {}, "no marker, no section"

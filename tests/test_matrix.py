@@ -14,6 +14,8 @@ import pytest
 
 from components import cuda
 from components.decode import decode_config, parse_settings
+from components.matrix import target_of
+from components.project import ROOT
 from components.settings import SettingsError, StackSettings
 from components.written import collisions, written_by
 from tests.conftest import NS, Evaluate, with_overrides
@@ -182,9 +184,20 @@ def test_default_arch_lists_follow_sageattention_and_cuda() -> None:
         assert cuda.arch_list_problem(cuda.default_arch_list(release), release) is None
 
 
-def test_every_documented_line_has_a_minimum_driver() -> None:
-    for release in ("13.0.2", "12.6.3"):
-        assert cuda.min_driver(release), release
+def test_every_documented_line_has_its_minimum_driver() -> None:
+    """The README's lines table states each line's driver floor; it is this table's."""
+    readme = (ROOT / "README.md").read_text()
+    for line, release in (("cu130", "13.0.2"), ("cu126", "12.6.3")):
+        driver = cuda.min_driver(release)
+        assert driver is not None, release
+        assert f"| `{line}` | {release} |" in readme
+        assert any(
+            row.startswith(f"| `{line}` | {release} |") and f"| {driver}" in row
+            for row in readme.splitlines()
+        ), f"README's {line} row does not state driver {driver}"
+    assert cuda.min_driver("12.6.3") == "560.28.03"
+    assert cuda.min_driver("11.8.0") is None, "a release with no known floor has none"
+    assert cuda.min_driver("not a release") is None
     with pytest.raises(SettingsError):
         parse_settings(
             {
@@ -193,3 +206,21 @@ def test_every_documented_line_has_a_minimum_driver() -> None:
                 "cudaLines": {"cu126": {"cuda": "12.6.3", "cudaArchList": "12.0"}},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("core-cuda", "core-cuda"), ("core-cuda-cu126", "core-cuda"), ("runtime-cpu", "runtime-cpu")],
+)
+def test_target_of_a_build_name(name: str, target: str) -> None:
+    assert target_of(name).name == target
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["runtime-cpu-cu130", "core-cuda-latest", "core-gpu-cu130", "cu130"],
+)
+def test_a_name_no_target_builds_is_refused_by_name(name: str) -> None:
+    """A CPU target has no lines, and a line is named after its index (cu<digits>)."""
+    with pytest.raises(KeyError, match=f"no target builds {name!r}"):
+        target_of(name)

@@ -112,6 +112,23 @@ def test_two_stacks_of_one_repository_never_share_a_gha_scope(
     assert scopes["prod"].isdisjoint(scopes["staging"]), scopes
 
 
+@pytest.mark.parametrize(
+    ("local_dir", "expected"),
+    [
+        (".buildcache", ".buildcache/core-cpu"),
+        ("/var/cache/comfyui/", "/var/cache/comfyui/core-cpu"),
+        ("/var/cache/comfyui", "/var/cache/comfyui/core-cpu"),
+    ],
+)
+def test_local_cache_directory_is_one_folder_per_build_under_local_dir(
+    evaluate: Evaluate, base_config: dict[str, Any], local_dir: str, expected: str
+) -> None:
+    config = with_overrides(base_config, cache={"backends": ["local"], "localDir": local_dir})
+    image = images(evaluate(config))["core-cpu"]
+    assert image["cacheTo"][0]["local"]["dest"] == expected
+    assert image["cacheFrom"][0]["local"]["src"] == expected
+
+
 def test_collisions_refuse_two_builds_sharing_a_gha_scope_or_local_directory() -> None:
     for kind in ("gha-scope", "local-dir"):
         shared = [Written("core-cpu", kind, "x"), Written("core-cuda", kind, "x")]

@@ -1,0 +1,36 @@
+"""The mutation score's arithmetic: what counts as killed, what is left out."""
+
+from __future__ import annotations
+
+from tools.mutation import score, table, tally
+
+RESULTS = """\
+    components.cache.x_gha_scope__mutmut_1: killed
+    components.cache.x_gha_scope__mutmut_2: survived
+    components.cache.x_local_cache_dir__mutmut_1: timeout
+    components.cache.x_local_cache_dir__mutmut_2: not checked
+    components.image.xǁImageTargetǁ__init____mutmut_1: no tests
+    components.image.xǁImageTargetǁ__init____mutmut_2: killed
+    components.image.x_build_args__mutmut_1: caught by type check
+    a line that is not a result
+"""
+
+
+def test_results_are_counted_per_module() -> None:
+    per_module = tally(RESULTS.splitlines())
+    assert set(per_module) == {"components.cache", "components.image"}
+    assert per_module["components.cache"]["not checked"] == 1
+    assert per_module["components.image"]["no tests"] == 1
+
+
+def test_timeouts_and_type_errors_count_as_killed_and_no_tests_against() -> None:
+    per_module = tally(RESULTS.splitlines())
+    assert score(per_module["components.cache"]) == (2, 3), "not checked is left out"
+    assert score(per_module["components.image"]) == (2, 3), "no tests is a survivor"
+
+
+def test_table_has_a_row_per_module_and_the_total() -> None:
+    rendered = table(tally(RESULTS.splitlines())).splitlines()
+    assert rendered[2] == "| components.cache | 2 | 3 | 1 | 0 | 67% |"
+    assert rendered[3] == "| components.image | 2 | 3 | 0 | 1 | 67% |"
+    assert rendered[4] == "| **all** | 4 | 6 | | | **67%** |"
