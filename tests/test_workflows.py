@@ -654,8 +654,27 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     assert schema_check([broken]).returncode != 0
 
 
+def test_dependabot_config_matches_its_schema_and_covers_every_pinned_ecosystem() -> None:
+    """Pins rot without updates: the SHA-pinned actions and both requirements files."""
+    path = ROOT / ".github" / "dependabot.yml"
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
+    assert set(updates) == {"github-actions", "pip"}
+    assert all(u["directory"] == "/" for u in updates.values())
+    assert (ROOT / "requirements.txt").is_file()
+    assert (ROOT / "requirements-dev.txt").is_file()
+
+
 def test_zizmor_finds_nothing() -> None:
-    code, findings, stderr = zizmor(WORKFLOWS)
+    # The whole .github folder: the workflows and dependabot.yml (its cooldown audit).
+    code, findings, stderr = zizmor(ROOT / ".github")
     summary = [f"{f['ident']}: {f['desc']}" for f in findings]
     assert code == 0, f"zizmor findings: {summary}\n{stderr}"
     assert findings == []
