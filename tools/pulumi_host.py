@@ -1,15 +1,21 @@
-"""Run the real Pulumi CLI with this project's program hosted in this Python process.
+"""Run the real Pulumi CLI on this project: ``scripts/pulumi <any pulumi command>``.
 
-The CLI starts a program through the ``pulumi-language-python`` plugin, which no registry
-these machines reach ships, and whose Go module the module proxy does not serve. The Python
-SDK carries its own language server (the one Automation API uses for inline programs); the
-CLI connects to it with ``--client``. Everything else is the real thing: the CLI, the engine,
-the state backend, the provider plugins, BuildKit. The program is the real ``__main__.py``,
-run from the project directory with the project's virtualenv, so ``pulumi up`` here and on a
-laptop with the plugin register the same resources.
+Where the ``pulumi-language-python`` plugin is installed (a laptop with the CLI's own
+distribution, the GitHub workflows), plain ``pulumi`` runs and starts the program itself.
+Where it is missing (a CLI built from Go modules: the module proxy does not serve the
+plugin's module), the program is hosted in this Python process: the SDK carries its own
+language server (the one Automation API uses for inline programs), and the CLI connects to
+it with ``--client``. That server is private API (``pulumi.automation._server``), imported
+only in this fallback and pinned to the SDK release it was read from (``HOSTED_WITH_SDK``).
+Everything else is the real thing: the CLI, the engine, the state backend, the provider
+plugins, BuildKit. The program is the real ``__main__.py``, run from the project directory
+with the project's virtualenv, so ``pulumi up`` hosted here and run by the plugin register
+the same resources.
 
     venv/bin/python -m tools.pulumi_host preview --stack dev --diff
 
+Either way, a command that runs the program (``up``, ``preview``, wherever it stands among
+the flags) first gives the build contexts' files the modes git would check them out with.
 Commands that do not run the program (``config``, ``stack``, ``refresh``, ``destroy``...)
 pass straight through. Exit code, stdin and signals are the CLI's own.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,14 +124,38 @@ def command_of(args: list[str]) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None, hosted: Callable[[], None] = program) -> int:
-    """Run ``pulumi <argv>``, hosting ``hosted`` (the project's program) when it runs one."""
+# The SDK release whose private language server (pulumi.automation._server) the fallback
+# was read from and tested against; tests/test_pulumi_host.py holds requirements.txt to it.
+HOSTED_WITH_SDK = "3.272.0"
+
+
+def language_plugin() -> str | None:
+    """Where the CLI would find ``pulumi-language-python`` (None: nowhere).
+
+    The CLI ships it beside itself (so on PATH) or installs it under ``$PULUMI_HOME/plugins``.
+    """
+    if found := shutil.which("pulumi-language-python"):
+        return found
+    home = Path(os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    return next(
+        (str(p) for p in sorted(home.glob("plugins/language-python-*")) if p.is_dir()), None
+    )
+
+
+def main(
+    argv: list[str] | None = None,
+    hosted: Callable[[], None] | None = None,
+) -> int:
+    """Run ``pulumi <argv>``. A command that runs the program gets its build contexts'
+    modes normalised first, and the program hosted here when no language plugin is
+    installed (or when ``hosted`` is given: a test's own program)."""
     args = list(sys.argv[1:] if argv is None else argv)
     server = None
     if command_of(args) in RUNS_PROGRAM:
         normalise_modes()
-        server, port = start_language_server(hosted)
-        args.append(f"--client=127.0.0.1:{port}")
+        if hosted is not None or language_plugin() is None:
+            server, port = start_language_server(hosted or program)
+            args.append(f"--client=127.0.0.1:{port}")
     child = subprocess.Popen(["pulumi", *args], cwd=ROOT)
 
     def forward(signum: int, _frame: Any) -> None:
