@@ -20,7 +20,13 @@ from pulumi.runtime import config as runtime_config
 from components import indexes, locks
 from components.decode import decode_config, parse_settings, stack_file_problems
 from components.project import NAMESPACE, ROOT
-from components.settings import PASSWORD_ENV, SettingsError, StackSettings, key
+from components.settings import (
+    PASSWORD_ENV,
+    SettingsError,
+    StackSettings,
+    invalid_configuration,
+    key,
+)
 from components.written import collisions, written_by
 
 STACKS_DIR = ROOT / "stacks"  # Pulumi.yaml's stackConfigDir
@@ -68,24 +74,20 @@ def stack_file_config(stack: str) -> dict[str, Any]:
 def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> StackSettings:
     """Every check that needs no Pulumi: raises ``SettingsError`` naming key, value and fix."""
     if problems := stack_file_problems(stack_file_config(stack)):
-        raise SettingsError("invalid stack configuration:\n  " + "\n  ".join(problems))
+        raise invalid_configuration(problems)
     settings = parse_settings(decode_config(values, secret_keys))
     # A lock of other pins is always refused; a missing one only where the stack asks.
     if problem := locks.mismatch(settings, stack):
         raise SettingsError(f"{key('versions')}: {problem}")
     # A pin the line's recorded index does not publish would fail its torch layer.
     if problems := indexes.pin_problems(settings):
-        raise SettingsError(
-            "invalid stack configuration: a torch pin its index does not carry:\n  "
-            + "\n  ".join(problems)
-        )
+        raise invalid_configuration(problems, "a torch pin its index does not carry")
     if settings.requireLock and (problem := locks.missing(settings, stack)):
         raise SettingsError(f"{key('requireLock')} is true, but there is {problem}")
     if problems := collisions(written_by(settings, stack)):
-        raise SettingsError(
-            "invalid stack configuration: two targets would write the same place:\n  "
-            + "\n  ".join(problems)
-            + "\n  fix registry.namespace, movingTag, cache.registryRepository or the pins"
+        raise invalid_configuration(
+            [*problems, "fix registry.namespace, movingTag, cache.registryRepository or the pins"],
+            "two targets would write the same place",
         )
     return settings
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args, get_origin
 
@@ -23,7 +24,7 @@ from components.settings import (
     PASSWORD_ENV,
     SettingsError,
     StackSettings,
-    _invalid,
+    invalid_configuration,
     key,
 )
 
@@ -105,8 +106,14 @@ def _describe(e: Any, loc: list[str]) -> str:
     return f"{msg} (got {_show(given)})"
 
 
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _where(loc: list[str]) -> str:
-    return key(loc[0]) + "".join(f".{p}" for p in loc[1:]) if loc else NAMESPACE
+    """The key path as a user writes it; a part that is not a plain name is quoted, so that
+    ``comfyui-images:cache.@0`` cannot read as ``user:password@`` and be redacted away."""
+    parts = [p if _PLAIN_PART.fullmatch(p) else repr(p) for p in loc[1:]]
+    return key(loc[0]) + "".join(f".{p}" for p in parts) if loc else NAMESPACE
 
 
 def _format_error(err: ValidationError) -> SettingsError:
@@ -118,7 +125,7 @@ def _format_error(err: ValidationError) -> SettingsError:
             lines.append(str(e["msg"]).removeprefix("Value error, "))
         else:
             lines.append(f"{_where(loc)}: {_describe(e, loc)}")
-    return _invalid(lines)
+    return invalid_configuration(lines)
 
 
 def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
@@ -221,7 +228,7 @@ def decode_config(values: Mapping[str, str], secret_keys: Iterable[str]) -> dict
             problems += [problem] if problem else []
             raw |= decoded
     if problems:
-        raise _invalid(problems)
+        raise invalid_configuration(problems)
     names = {full.partition(":")[2] for full in values if full.startswith(NAMESPACE + ":")}
     raw["hasRegistryPassword"] = "registryPassword" in names or bool(
         os.environ.get(PASSWORD_ENV, "").strip()

@@ -63,8 +63,11 @@ def key(name: str) -> str:
     return f"{NAMESPACE}:{name}"
 
 
-def _invalid(lines: Iterable[str]) -> SettingsError:
-    return SettingsError("invalid stack configuration:\n" + "\n".join(f"  {x}" for x in lines))
+def invalid_configuration(lines: Iterable[str], what: str = "") -> SettingsError:
+    """The one error of a stack's configuration: a header (naming ``what`` kind of problem,
+    when all lines share one), then one indented line per problem."""
+    header = f"invalid stack configuration: {what}:" if what else "invalid stack configuration:"
+    return SettingsError(header + "".join(f"\n  {x}" for x in lines))
 
 
 class _Strict(BaseModel):

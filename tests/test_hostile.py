@@ -410,6 +410,16 @@ def test_an_unknown_key_lists_the_keys_known_where_it_stands(
     assert "hasRegistryPassword" not in message, "presence flags are not keys a user writes"
 
 
+def test_an_odd_key_is_named_quoted_and_a_credential_in_one_still_hidden() -> None:
+    """Found by hypothesis: ``comfyui-images:cache.@0`` has the shape ``user:password@``, so
+    redaction ate the key the message must name."""
+    message = refusal(cache={"@0": None})
+    assert f"{NS}:cache.'@0': unknown key" in message
+    message = refusal(registry={"address": "ghcr.io", "namespace": "a", "bob:hunter2@x": 1})
+    assert f"{NS}:registry.'***@x': unknown key" in message
+    assert "hunter2" not in message
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
