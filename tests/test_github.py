@@ -104,6 +104,20 @@ def test_required_secrets_are_those_only_environment_jobs_read(tmp_path: Path) -
     assert len(wanted.jobs) == 2
 
 
+def test_required_secrets_read_yaml_files_and_skip_what_is_not_a_workflow(
+    tmp_path: Path,
+) -> None:
+    """A workflow may be named .yaml; a job that is not a mapping, or a file that is not a
+    workflow, is skipped without losing the jobs after it."""
+    write_workflow(tmp_path, "deploy", {"broken": "not a job", "up": job("prod", "ADMIN")})
+    (tmp_path / "deploy.yml").rename(tmp_path / "deploy.yaml")
+    (tmp_path / "notes.yml").write_text("- just a list\n", encoding="utf-8")
+    wanted = workflows.workflow_secrets("prod", tmp_path)
+    assert wanted.environment == "prod"
+    assert wanted.needed == {"ADMIN": [".github/workflows/deploy.yaml (job up)"]}
+    assert wanted.jobs == [".github/workflows/deploy.yaml (job up)"]
+
+
 def test_secret_references_in_both_syntaxes_anywhere_in_a_job() -> None:
     refs = workflows.secret_references(
         {
@@ -386,12 +400,23 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
     # Stack exports never reach a mock monitor; they are captured where __main__ makes them.
     exported = json.dumps(exports["github"])  # plain data only: names, never Outputs
     assert SECRET_PLACEHOLDER not in exported
-    assert json.loads(exported)["secrets"] == [
-        "GH_ADMIN_TOKEN",
-        "GH_RELEASE_TOKEN",
-        "HF_TOKEN",
-        "PIN",
-    ]
+    assert json.loads(exported) == {
+        "repository": "acme/comfyui",
+        "environment": "prod",
+        "secrets": ["GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN", "HF_TOKEN", "PIN"],
+        "variables": ["CACHE_BACKENDS", "CUDA_LINES", "REGISTRY_ADDRESS", "REGISTRY_NAMESPACE"],
+    }
+    # The component's own output: the environment's name, for resources that follow it.
+    [component] = recording.of_type(COMPONENT)
+    assert unwrap(recording.outputs[component.urn]) == {"environment": "prod"}
+
+
+def test_reviewers_alone_or_teams_alone_still_require_a_review() -> None:
+    only_users = GithubSettings(**GITHUB, reviewers={"b": 2, "a": 1})
+    assert gh.reviewers_of(only_users) == [{"users": [1, 2], "teams": []}]
+    only_teams = GithubSettings(**GITHUB, reviewerTeams={"ops": 7})
+    assert gh.reviewers_of(only_teams) == [{"users": [], "teams": [7]}]
+    assert gh.reviewers_of(GithubSettings(**GITHUB)) is None
 
 
 def test_reviewers_are_sent_as_sorted_numeric_ids(

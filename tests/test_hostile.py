@@ -53,6 +53,38 @@ BASE_STRINGS = {
 
 
 @pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [
+        ("registryPassword", "  ", "registryPassword: is empty; set the registry token"),
+        (
+            "githubSecrets",
+            "[1, 2]",
+            "githubSecrets: must be an object of NAME -> secret value, not a list (value not "
+            "shown); set each entry with `pulumi config set --secret --path "
+            "'comfyui-images:githubSecrets.NAME' <value>`",
+        ),
+        ("githubSecrets", "plain text", "not a str (value not shown)"),
+        (
+            "githubSecrets",
+            '{"A": ""}',
+            "githubSecrets: entry 'A' must be a non-empty string (value not shown); set it "
+            "with `pulumi config set --secret --path 'comfyui-images:githubSecrets.A' <value>`",
+        ),
+        ("githubSecrets", '{"A": [1]}', "entry 'A' must be a non-empty string"),
+    ],
+)
+def test_a_secret_of_the_wrong_shape_says_how_to_set_it_without_showing_it(
+    key: str, text: str, expected: str
+) -> None:
+    values = {**BASE_STRINGS, f"{NS}:{key}": text}
+    if key == "registryPassword":
+        values[f"{NS}:registry"] = {"address": "ghcr.io", "namespace": "a", "username": "bot"}
+    message = decode_error(values, (f"{NS}:{key}",))
+    assert f"\n  {NS}:{expected}" in message or expected in message, message
+    assert "plain text" not in message
+
+
+@pytest.mark.parametrize(
     ("name", "fragment"),
     [
         ("movingTagz", "unknown key (a secret, value not shown)"),
@@ -375,6 +407,22 @@ def test_a_rule_of_one_field_drops_the_validator_from_the_location() -> None:
     assert f"\n  {NS}:cacheThresholds: core-cpu = 1.5 must be between 0 and 1" in message
     assert "function" not in message
     assert "Value error" not in message
+
+
+def test_control_characters_and_credentials_in_a_location_are_refused_in_full_words() -> None:
+    message = refusal(sources={"pypiMirror": "https://mirror.example/simple\n"})
+    assert (
+        f"{NS}:sources.pypiMirror: contains a newline or another control character; remove it"
+        in message
+    )
+    message = refusal(sources={"comfyui": "https://bob:pw@git.example/c.git#{version}"})
+    assert (
+        f"{NS}:sources.comfyui: carries credentials, which would be stored in the state and "
+        "printed in the plan on pull requests; use a location without user:password@ and give "
+        "git or pip their credentials another way (a credential helper, netrc, a BuildKit "
+        "secret)"
+    ) in message
+    assert "pw@" not in message
 
 
 @pytest.mark.parametrize(
