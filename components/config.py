@@ -19,6 +19,7 @@ from pulumi.runtime import config as runtime_config
 
 from components import indexes, locks
 from components.decode import decode_config, parse_settings, stack_file_problems
+from components.matrix import threshold_problems
 from components.project import NAMESPACE, ROOT
 from components.settings import (
     PASSWORD_ENV,
@@ -76,6 +77,9 @@ def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> Stack
     if problems := stack_file_problems(stack_file_config(stack)):
         raise invalid_configuration(problems)
     settings = parse_settings(decode_config(values, secret_keys))
+    # Read only by the cache report, but a typo in a build name must still fail here.
+    if problems := threshold_problems(settings):
+        raise invalid_configuration(f"{NAMESPACE}:{p}" for p in problems)
     # A lock of other pins is always refused; a missing one only where the stack asks.
     if problem := locks.mismatch(settings, stack):
         raise SettingsError(f"{key('versions')}: {problem}")

@@ -31,7 +31,6 @@ from components import cuda
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
 from components.graph import selected_with_parents
-from components.matrix import build_names
 from components.project import NAMESPACE
 from components.refs import (
     address_problem,
@@ -631,14 +630,6 @@ class StackSettings(_Strict):
                 "local, or push"
             )
         self._lines_consistent()
-        # Any build the stack's lines make, selected or not (a stack may narrow its targets).
-        names = build_names(self.model_copy(update={"targets": list(TARGETS)}))
-        for name in self.cacheThresholds:
-            if name not in names:
-                raise SettingsError(
-                    f"{key('cacheThresholds')} names {name!r}, which this stack never "
-                    f"builds; its builds are {', '.join(names)}"
-                )
         self._repositories_fit()
         self._github_secrets_complete()
         return self

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from components.settings import SettingsError
+from tests.conftest import Evaluate
 from tools import cache_report
-from tools.offline import load_stack_config
+from tools.offline import Recording, load_stack_config
 
 
 def progress(target: str, cached: int, total: int) -> str:
@@ -83,3 +85,19 @@ def test_a_target_without_a_threshold_never_fails(
     code, out, _ = run(tmp_path, capsys, ("sageattention-builder", 0, 5))
     assert code == 0
     assert "| sageattention-builder | 5 | 0 | 0% | - |" in out
+
+
+def test_thresholds_name_builds_of_the_stack_on_its_own_lines(evaluate: Evaluate) -> None:
+    """A typo in a build name fails the plan before any resource, naming the builds."""
+    config = load_stack_config("prod")
+    config["comfyui-images:cacheThresholds"] = {"core-cuda-cu126": 0.5, "core-cuda": 0.5}
+    recording = Recording(stack="prod", preview=False)
+    with pytest.raises(SettingsError) as raised:
+        evaluate(config, stack="prod", into=recording)
+    message = str(raised.value)
+    assert "comfyui-images:cacheThresholds names 'core-cuda', which this stack never builds" in (
+        message
+    )
+    assert "core-cuda-cu126" not in message.split("never builds", maxsplit=1)[0]
+    assert "its builds are runtime-cuda-cu130, runtime-cuda-cu126," in message
+    assert recording.resources == []

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from components.decode import decode_config, parse_settings
-from components.settings import SettingsError
+from components.matrix import threshold_problems
+from components.settings import SettingsError, invalid_configuration
 from tools.offline import config_from_mapping, load_stack_config
 
 STEP = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<n>\d+)/(?P<m>\d+)\] (?P<instruction>[A-Z]+)\b")
@@ -259,7 +260,10 @@ def to_markdown(reports: list[TargetReport], thresholds: dict[str, float]) -> st
 def thresholds_of(stack: str) -> dict[str, float]:
     """``cacheThresholds`` of a stack file, validated like the program validates it."""
     values, secret_keys = config_from_mapping(load_stack_config(stack))
-    return dict(parse_settings(decode_config(values, secret_keys)).cacheThresholds)
+    settings = parse_settings(decode_config(values, secret_keys))
+    if problems := threshold_problems(settings):
+        raise invalid_configuration(problems)
+    return dict(settings.cacheThresholds)
 
 
 def main(argv: list[str] | None = None) -> int:
