@@ -28,25 +28,33 @@ from components.settings import (
     key,
 )
 
-# Keys whose stack values are YAML objects or lists (Pulumi hands them over as JSON).
+# Set by decode_config from what the stack holds, never by the stack itself.
+_PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
+
+
+def _is_structured(annotation: Any) -> bool:
+    """An object or list in the stack file (Pulumi hands it over as JSON)."""
+    members = [annotation, *get_args(annotation)] if get_origin(annotation) is not dict else []
+    return get_origin(annotation) in (dict, list) or any(
+        isinstance(m, type) and issubclass(m, BaseModel) for m in members
+    )
+
+
+# The shape of each key's value, read from the model: a new key needs no list kept here.
 _JSON_KEYS = {
-    "registry",
-    "cache",
-    "versions",
-    "sources",
-    "github",
-    "cacheThresholds",
-    "targets",
-    "cudaLines",
-    "compression",
+    name
+    for name, field in StackSettings.model_fields.items()
+    if name not in _PRESENCE_FLAGS and _is_structured(field.annotation)
 }
-_BOOL_KEYS = {"push", "buildOnPreview", "requireLock"}
+_BOOL_KEYS = {
+    name
+    for name, field in StackSettings.model_fields.items()
+    if name not in _PRESENCE_FLAGS and field.annotation is bool
+}
 # Keys whose values are secrets; everything else is a plain setting.
 SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})
 # Secrets of other namespaces this program reads.
 FOREIGN_SECRET_KEYS = frozenset({"github:token"})
-# Set by decode_config from what the stack holds, never by the stack itself.
-_PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
 KNOWN_KEYS = frozenset(StackSettings.model_fields) - _PRESENCE_FLAGS | SECRET_KEYS
 _SECRET_HOW = {"registryPassword": "{}", "githubSecrets": "--path {}.NAME", "token": "{}"}
 

@@ -143,3 +143,12 @@ def test_shared_constants_are_defined_once(definition: str, home: str | None) ->
         if definition in path.read_text(encoding="utf-8") and path.name != Path(__file__).name
     )
     assert found == ([home] if home else []), f"{definition!r} is written in {found}"
+
+
+def test_the_readme_config_reference_has_a_row_for_every_key_the_model_knows() -> None:
+    """The model is the one description of the keys; the README's table follows it."""
+    readme = (ROOT / "README.md").read_text()
+    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    documented = {name.split(".")[0] for cell in first_cells for name in cell.split("`")[1::2]}
+    missing = sorted(KNOWN_KEYS - documented)
+    assert not missing, f"README's config reference has no row for {missing}"
