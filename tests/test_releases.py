@@ -26,7 +26,7 @@ from packaging.version import Version
 
 from components.cuda import TORCH_TRIO
 from components.project import ROOT
-from tools import releases
+from tools import pip_config, releases
 from tools.lock import LockError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
@@ -247,11 +247,11 @@ def test_pip_configuration_decides_the_index_and_the_environment_wins() -> None:
     def run(*_args: Any, **_kwargs: Any) -> Listed:
         return Listed()
 
-    assert releases.pip_settings({}, run=run) == {
+    assert pip_config.pip_settings({}, run=run) == {
         "index-url": "https://mirror.test/pypi/simple",
         "cert": "/etc/corp-ca.pem",
     }
-    found = releases.pip_settings({"PIP_INDEX_URL": "https://other.test/simple"}, run=run)
+    found = pip_config.pip_settings({"PIP_INDEX_URL": "https://other.test/simple"}, run=run)
     assert found["index-url"] == "https://other.test/simple"
 
 

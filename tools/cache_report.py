@@ -32,10 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.decode import decode_config, parse_settings
 from components.matrix import threshold_problems
 from components.settings import SettingsError, invalid_configuration
-from tools.offline import config_from_mapping, load_stack_config
+from tools.offline import stack_settings
 
 STEP = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<n>\d+)/(?P<m>\d+)\] (?P<instruction>[A-Z]+)\b")
 
@@ -259,8 +258,7 @@ def to_markdown(reports: list[TargetReport], thresholds: dict[str, float]) -> st
 
 def thresholds_of(stack: str) -> dict[str, float]:
     """``cacheThresholds`` of a stack file, validated like the program validates it."""
-    values, secret_keys = config_from_mapping(load_stack_config(stack))
-    settings = parse_settings(decode_config(values, secret_keys))
+    settings = stack_settings(stack)
     if problems := threshold_problems(settings):
         raise invalid_configuration(problems)
     return dict(settings.cacheThresholds)

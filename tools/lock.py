@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 from components.cuda import TORCH_TRIO
 from components.locks import LOCK_FILE, SECTIONS, section_marker
 from components.project import ROOT
+from tools.pip_config import pip_default_index, pip_settings
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
@@ -98,8 +99,6 @@ Resolver = Callable[[Path, Sequence[str], Sequence[str], LockInputs], str]
 
 def index_settings(env: Mapping[str, str]) -> dict[str, str]:
     """The index and CA bundle pip uses here (tools/releases.py reads pip the same way)."""
-    from tools.releases import pip_default_index, pip_settings  # noqa: PLC0415
-
     pip = pip_settings(env)
     return {"index-url": pip.get("index-url") or pip_default_index(), "cert": pip.get("cert", "")}
 
@@ -238,18 +237,20 @@ def read_source(location: str, version: str, root: Path = ROOT) -> dict[str, byt
     """The requirement files of ComfyUI ``version`` at ``location`` (``{version}`` filled):
     a local directory, or a git URL ``<repo>#<tag or commit>`` fetched with git.
 
-    A missing directory under build/standins is made with the CI stand-in, as the engine
-    scenarios make it, so the ci stack's locks can be regenerated anywhere.
+    The ci stack's ComfyUI is a stand-in under build/standins, made by the test bench
+    (``venv/bin/python -m tools.standins --stack ci``), never by this product command.
     """
     where = location.replace("{version}", version)
     if "://" not in where and not where.startswith("git@"):
         path = Path(where) if Path(where).is_absolute() else root / where
-        if not path.exists() and Path(where).parts[:2] == ("build", "standins"):
-            from tools.scenarios import make_comfyui_standin  # noqa: PLC0415
-
-            make_comfyui_standin(path, version)
         if not (path / REQUIREMENT_FILES[0]).is_file():
-            raise LockError(f"ComfyUI source {path}: no {REQUIREMENT_FILES[0]}")
+            hint = (
+                "; it is a stand-in: make it first with "
+                "`venv/bin/python -m tools.standins --stack ci`"
+                if Path(where).parts[:2] == ("build", "standins")
+                else ""
+            )
+            raise LockError(f"ComfyUI source {path}: no {REQUIREMENT_FILES[0]}{hint}")
         return {n: (path / n).read_bytes() for n in REQUIREMENT_FILES if (path / n).is_file()}
     url, _, ref = where.partition("#")
     ref = ref or version
@@ -320,11 +321,11 @@ def lock_stack(
 
 def _stack_settings(stack: str) -> StackSettings:
     from components.settings import SettingsError  # noqa: PLC0415
-    from tools.releases import SourceError, StackFile  # noqa: PLC0415
+    from tools.offline import stack_settings  # noqa: PLC0415 (pulumi is heavy)
 
     try:
-        return StackFile.read(ROOT / "stacks" / f"Pulumi.{stack}.yaml").settings()
-    except (SourceError, SettingsError) as err:
+        return stack_settings(stack)
+    except (FileNotFoundError, SettingsError) as err:
         raise LockError(str(err)) from None
 
 

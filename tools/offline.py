@@ -25,7 +25,9 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 
+from components.decode import decode_config, parse_settings
 from components.project import NAMESPACE, ROOT, cli_string, with_declared_defaults
+from components.settings import StackSettings
 
 IMAGE_TYPE = "docker-build:index:Image"
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (what is shown instead of a secret)
@@ -213,6 +215,13 @@ def config_from_mapping(config: Mapping[str, Any]) -> tuple[dict[str, str], list
 def stack_names() -> list[str]:
     """Every stack file in stacks/, by glob, so a stack added later is covered too."""
     return sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+def stack_settings(stack: str) -> StackSettings:
+    """The validated settings of ``stacks/Pulumi.<stack>.yaml`` as the program decodes
+    them (secrets by shape only); raises ``SettingsError`` or ``FileNotFoundError``."""
+    values, secret_keys = config_from_mapping(load_stack_config(stack))
+    return parse_settings(decode_config(values, set(secret_keys)))
 
 
 def load_stack_config(stack: str) -> dict[str, Any]:

@@ -30,13 +30,11 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
-import importlib
 import io
 import json
 import os
 import re
 import ssl
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -69,6 +67,7 @@ from components.project import NAMESPACE, ROOT
 from components.refs import redact_credentials
 from components.settings import SettingsError, StackSettings, Versions
 from tools.lock import LockError
+from tools.pip_config import pip_default_index, pip_settings
 
 EXIT_CURRENT = 0
 EXIT_BUMPS = 10
@@ -123,55 +122,6 @@ def http_fetcher(cafile: str | None = None, timeout: float = 60.0) -> Fetcher:
             raise FetchError(f"{redact_credentials(url)}: {reason}") from None
 
     return fetch
-
-
-# --- where pip looks -----------------------------------------------------------------------
-
-
-def pip_settings(
-    env: Mapping[str, str], run: Callable[..., Any] = subprocess.run
-) -> dict[str, str]:
-    """``index-url`` and ``cert`` as pip would use them: environment, then ``pip config``.
-
-    ``pip config list`` prints ``section.key='value'``; the environment (``PIP_*``) wins, as
-    in pip, then the sections ``download``, ``install`` and ``global``.
-    """
-    found: dict[str, str] = {}
-    for name in ("index-url", "cert"):
-        value = env.get("PIP_" + name.upper().replace("-", "_"), "").strip()
-        if value:
-            found[name] = value
-    result = run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
-    listed: dict[str, str] = {}
-    for line in str(result.stdout).splitlines():
-        match = re.fullmatch(r"(?P<section>[^.=]*)\.(?P<key>[a-z-]+)=(?P<value>.*)", line.strip())
-        if match:
-            value = match.group("value").strip().strip("'\"")
-            listed[f"{match.group('section')}.{match.group('key')}"] = value
-    for name in ("index-url", "cert"):
-        for section in (":env:", "download", "install", "global"):
-            if name not in found and listed.get(f"{section}.{name}"):
-                found[name] = listed[f"{section}.{name}"]
-    return found
-
-
-def pip_default_index() -> str:
-    """pip's built-in index, asked of pip itself so no file here names a registry host."""
-    try:
-        module = importlib.import_module("pip._internal.models.index")
-        return str(module.PyPI.simple_url)
-    except (ImportError, AttributeError) as err:
-        raise SourceError(
-            "package index",
-            f"no index-url in the environment or `pip config list`, and pip's default could "
-            f"not be read ({err}); pass --index-url",
-        ) from None
 
 
 # --- the package index (PEP 691 JSON, PEP 658 metadata) --------------------------------------
@@ -710,7 +660,10 @@ def main(
     try:
         stack_file = StackFile.read(path)
         pip = pip_settings(environ) if fetch is None or args.index_url is None else {}
-        index_url = args.index_url or pip.get("index-url") or pip_default_index()
+        try:
+            index_url = args.index_url or pip.get("index-url") or pip_default_index()
+        except LookupError as err:
+            raise SourceError("package index", str(err)) from None
         fetcher = fetch or http_fetcher(cafile=pip.get("cert"))
         report = check(stack_file, stack, fetcher, index_url, environ.get("GITHUB_TOKEN"))
         writable = {k: v for k, v in report.bumps.items() if k not in report.unwritable}
