@@ -69,7 +69,7 @@ class ImageTarget(pulumi.ComponentResource):
         super().__init__("comfyui:images:ImageTarget", name, None, opts)
         resolved = inputs.for_target(target, settings)
         tags = image_tags(settings, target.name, resolved.version_tag)
-        cache = plan_cache(settings, stack=stack, target=name, moving_tag_ref=tags[1])
+        cache = plan_cache(settings, stack=stack, target=name, moving_tag_ref=tags.moving)
 
         named: dict[str, docker_build.ContextArgsDict] = {
             ctx: {"location": pulumi.Output.concat("docker-image://", parents[parent].ref)}
@@ -95,7 +95,7 @@ class ImageTarget(pulumi.ComponentResource):
             # it. A registry export is pushed on up and built without pushing in previews.
             push=False,
             exports=registry_exports(settings),
-            tags=tags,
+            tags=list(tags),
             target=target.stage,
             context={"location": target.context_dir, "named": named or None},
             dockerfile={"location": target.dockerfile},
@@ -115,7 +115,7 @@ class ImageTarget(pulumi.ComponentResource):
         )
         self.ref = image.ref
         self.digest = image.digest
-        self.tags = tags
+        self.tags = list(tags)  # version tag first, as exported
         self.register_outputs({"ref": image.ref, "digest": image.digest})
 
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from components import cuda, locks
 from components.catalog import Target
@@ -99,7 +100,14 @@ def repository(settings: StackSettings, target: str) -> str:
     return f"{settings.registry.address}/{settings.registry.namespace}/{target}"
 
 
-def image_tags(settings: StackSettings, target: str, version_tag: str) -> list[str]:
-    """The version tag first (it becomes ``ref``), then the moving tag."""
+class ImageTags(NamedTuple):
+    """A target's two tags, by name: ``version`` names its pins (and becomes ``ref``),
+    ``moving`` follows the newest build (``latest``, ``latest-cu126``)."""
+
+    version: str
+    moving: str
+
+
+def image_tags(settings: StackSettings, target: str, version_tag: str) -> ImageTags:
     repo = repository(settings, target)
-    return [f"{repo}:{version_tag}", f"{repo}:{settings.movingTag}"]
+    return ImageTags(version=f"{repo}:{version_tag}", moving=f"{repo}:{settings.movingTag}")
