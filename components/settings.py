@@ -1,8 +1,11 @@
-"""Stack settings: the one place where config is validated.
+"""Stack settings: the pydantic models of a stack's config and the rules between its fields.
 
-Pure pydantic models (``decode.py`` turns Pulumi's config strings into them). Every rule
-that spans fields lives here, so a bad stack fails before any resource is registered, and
-the message names the config key, the bad value (credentials redacted) and the fix. Secrets
+``decode.py`` turns Pulumi's config strings into these models; ``config.validate`` then
+applies the rules that span the whole stack (the lock, the recorded torch indexes, what two
+builds would write, cacheThresholds' build names). Two validators here read files: the
+``caBundle`` (it must be a readable PEM bundle) and the GitHub secrets, checked against the
+workflow files' needs (``workflows.py``). Every message names the config key, the bad value
+(credentials redacted) and the fix, and all of it happens before any resource. Secrets
 never pass through these models: the decoder checks their shape, records *whether* each is
 present and which names a secret object holds, and the values stay ``pulumi.Output``
 secrets.
