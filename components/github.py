@@ -163,7 +163,6 @@ class GithubEnvironment(pulumi.ComponentResource):
                 resource=self,
             )
 
-        self.environment = env.environment
         self.summary = {
             "repository": f"{gh.owner}/{gh.repository}",
             "environment": gh.environment,

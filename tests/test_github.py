@@ -511,4 +511,7 @@ def test_unused_environment_warns(
     with caplog.at_level(logging.WARNING):
         recording = evaluate(config)
     assert len(recording.of_type(ENVIRONMENT)) == 1
-    assert "no job in .github/workflows runs in environment 'staging'" in caplog.text
+    assert (
+        "no job in .github/workflows runs in environment 'staging', so its secrets and "
+        "variables are unused; check comfyui-images:github.environment"
+    ) in caplog.text

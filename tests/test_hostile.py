@@ -431,7 +431,9 @@ def test_control_characters_and_credentials_in_a_location_are_refused_in_full_wo
         (
             {"typo": 1},
             f"{NS}:typo: unknown key; remove it or check its spelling (got 1); known keys: "
-            "buildOnPreview, builder, caBundle, cache, cacheThresholds, compression,",
+            "buildOnPreview, builder, caBundle, cache, cacheThresholds, compression, "
+            "cudaArchList, cudaLines, github, githubSecrets, movingTag, platform, push, "
+            "registry, registryPassword, requireLock, sources, targets, versions",
         ),
         (
             {"registry": {"address": "ghcr.io", "namespace": "a", "adress": "x"}},

@@ -118,6 +118,7 @@ def test_two_stacks_of_one_repository_never_share_a_gha_scope(
         (".buildcache", ".buildcache/core-cpu"),
         ("/var/cache/comfyui/", "/var/cache/comfyui/core-cpu"),
         ("/var/cache/comfyui", "/var/cache/comfyui/core-cpu"),
+        ("/srv/X/", "/srv/X/core-cpu"),  # only the slash is stripped, nothing before it
     ],
 )
 def test_local_cache_directory_is_one_folder_per_build_under_local_dir(
