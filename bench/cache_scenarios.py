@@ -1,7 +1,7 @@
 """Benchmark: rebuild time and cache reuse per change scenario, on the real engine.
 
 Not a test: it asserts nothing, it measures. It runs the scenarios of
-``tools.scenarios`` (the same ones the engine tests check) on the `ci` stack, each on a
+``bench.scenarios`` (the same ones the engine tests check) on the `ci` stack, each on a
 pruned builder with no local images (a fresh CI runner), twice side by side:
 
 - bake: every target built on its own from the bake translation of the plan;
@@ -10,16 +10,16 @@ pruned builder with no local images (a fresh CI runner), twice side by side:
 
 Per scenario and target: steps, steps reused, hit rate, seconds, the ratio to the cold
 build, and the bytes BuildKit pulled from and pushed to the registry (its access log,
-tools/registry_traffic.py). Results go to ``bench/results/<timestamp>.md``, ``.json`` (with
+bench/registry_traffic.py). Results go to ``bench/results/<timestamp>.md``, ``.json`` (with
 the payload and the machine's details) and ``.png`` (seconds and bytes per scenario).
 
 Payloads: ``small`` (default; the stand-ins of the engine tests) or ``realistic``: all six
 targets, torch stand-ins with incompressible payloads as large as the real libraries
-(2.5 GB per CUDA line, 200 MB CPU; tools/payloads.py), and ComfyUI's real requirements from
+(2.5 GB per CUDA line, 200 MB CPU; bench/payloads.py), and ComfyUI's real requirements from
 PyPI when the upstream snapshot is on this machine (``--comfyui-requirements``).
 ``--scaling 0.5,1,2.5`` adds the app-change cost of core-cuda at those CUDA payloads (GB).
 
-    scripts/engine-up && . .engine/env && venv/bin/python -m bench.cache_scenarios \
+    engine/up && . .engine/env && venv/bin/python -m bench.cache_scenarios \
         [--payload realistic] [--scaling 0.5,1,2.5] [--no-pulumi]
 """
 
@@ -37,18 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.project import ROOT
-from tools.cache_report import (
-    is_local_context,
-    read_history,
-    read_vertices,
-    reports_from_history,
-    seconds_of,
-)
-from tools.deployment import Deployment
-from tools.payloads import GB, REALISTIC, fill_torch_indexes
-from tools.registry_traffic import Traffic, offset, traffic
-from tools.scenarios import (
+from bench.deployment import Deployment
+from bench.payloads import GB, REALISTIC, fill_torch_indexes
+from bench.registry_traffic import Traffic, offset, traffic
+from bench.scenarios import (
     NS,
     REGISTRY_LOG,
     REGISTRY_STORE,
@@ -66,7 +58,15 @@ from tools.scenarios import (
     reset_local_state,
     run_scenario,
 )
-from tools.standins import make_standins
+from bench.standins import make_standins
+from components.project import ROOT
+from tools.cache_report import (
+    is_local_context,
+    read_history,
+    read_vertices,
+    reports_from_history,
+    seconds_of,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     engine = engine_from_env()
     if engine is None:
-        print("bench: no engine; run scripts/engine-up and `. .engine/env` first", file=sys.stderr)
+        print("bench: no engine; run engine/up and `. .engine/env` first", file=sys.stderr)
         return 1
     run_id = f"bench{int(time.time())}"
     config = ci_config(engine, run_id)

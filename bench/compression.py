@@ -18,7 +18,7 @@ Every build also sends the payload as its local context (the client's file sync,
 
 Results go to ``bench/results/compression-<timestamp>.json`` and ``.md``.
 
-    scripts/engine-up && . .engine/env && venv/bin/python -m bench.compression \
+    engine/up && . .engine/env && venv/bin/python -m bench.compression \
         [--payload-gb 1] [--settings gzip,gzip-1,zstd-1,zstd-3,zstd-9]
 """
 
@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache_scenarios import machine, size
-from tools.cache_report import Vertex, is_local_context, read_vertices, seconds_of
-from tools.registry_traffic import offset, traffic
-from tools.scenarios import (
+from bench.registry_traffic import offset, traffic
+from bench.scenarios import (
     REGISTRY_LOG,
     REGISTRY_STORE,
     WORK,
@@ -47,6 +46,7 @@ from tools.scenarios import (
     engine_from_env,
     reset_local_state,
 )
+from tools.cache_report import Vertex, is_local_context, read_vertices, seconds_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORPUS_DIRS = (Path("/usr/lib"), Path("/usr/local/lib"), Path(sys.prefix))
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine = engine_from_env()
     if engine is None:
-        print("bench: no engine; run scripts/engine-up and `. .engine/env` first", file=sys.stderr)
+        print("bench: no engine; run engine/up and `. .engine/env` first", file=sys.stderr)
         return 1
     run_id = f"compress{int(time.time())}"
     context = WORK / "compression"

@@ -7,10 +7,9 @@ and restores them), so no state leaks between tests.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -29,14 +28,6 @@ BASE: dict[str, Any] = {
 }
 
 Evaluate = Callable[..., Recording]
-
-
-def engine_missing(message: str) -> NoReturn:
-    """A prerequisite of an engine test is missing: skip on a laptop, fail where the engine
-    is required (``.ci/run`` sets COMFYUI_REQUIRE_ENGINE=1)."""
-    if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def with_overrides(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:

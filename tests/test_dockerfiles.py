@@ -550,30 +550,6 @@ def test_complete_deps_read_core_only_through_its_environment() -> None:
         )
 
 
-def test_every_core_step_is_named() -> None:
-    """Each marker of CORE_STEPS names one step of core's Dockerfile: a renamed step makes
-    the expectations above fail loudly instead of silently matching nothing."""
-    from tools.scenarios import CORE_STEPS  # noqa: PLC0415 (engine helpers, marker table only)
-
-    text = (ROOT / core_target().dockerfile).read_text()
-    for name, marker in CORE_STEPS.items():
-        unexpanded = marker.replace('"/opt/venv"', '"${VIRTUAL_ENV}"')
-        assert unexpanded in text, f"CORE_STEPS[{name!r}] = {marker!r} is in no step"
-
-
-def test_every_expected_rerun_says_why() -> None:
-    """The engine tests' minimal sets are written down with a reason per step: a step named
-    in a scenario's reruns without one is an expectation nobody explained."""
-    from tools.scenarios import ALL, SCENARIOS  # noqa: PLC0415 (engine helpers, tables only)
-
-    for scenario in SCENARIOS:
-        if ALL in scenario.why:
-            continue
-        named = {n for rule in scenario.reruns.values() if rule != ALL for n in rule}
-        unexplained = sorted(named - set(scenario.why))
-        assert not unexplained, f"scenario {scenario.name}: no reason for {unexplained}"
-
-
 @pytest.mark.parametrize("path", DOCKERFILES)
 def test_no_code_copy_before_dependency_installs(path: str) -> None:
     for stage in parse(path).stages:

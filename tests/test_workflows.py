@@ -525,23 +525,20 @@ def test_every_secret_the_deploy_needs_is_defined_by_the_prod_stack() -> None:
 def test_pulumi_steps_use_a_persistent_backend_and_the_pinned_cli(
     flows: dict[str, Workflow],
 ) -> None:
-    # The CLI the workflows run is the one scripts/toolchain builds and .ci/run proves every
-    # stack file on (a newer CLI than the SDK in requirements.txt runs it; the proxy serves
-    # no CLI module at the SDK's own version).
-    pinned = re.search(r"^PULUMI_CLI=v(\S+)$", (ROOT / "scripts" / "toolchain").read_text(), re.M)
-    assert pinned is not None
+    # Every workflow runs one CLI version; the bench checks it is the one engine/toolchain
+    # builds and CI previews every stack file on (bench/tests/test_toolchain.py).
+    versions: set[str] = set()
     for wf, job_id, job in jobs_running_pulumi(flows):
         for s in steps(job):
             if not uses(s, PULUMI_ACTION):
                 continue
             assert s["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}", (wf, job_id)
-            assert str(s["with"]["pulumi-version"]) == pinned.group(1), (
-                f"{wf} {job_id}: the CLI must be the one scripts/toolchain builds (CI's previews)"
-            )
+            versions.add(str(s["with"]["pulumi-version"]))
             assert s["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
             assert s["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
         guard = "\n".join(str(s.get("run", "")) for s in steps(job))
         assert "file://*)" in guard, f"{wf} {job_id}: must refuse a file:// backend on a runner"
+    assert len(versions) == 1, f"the workflows run different Pulumi CLIs: {sorted(versions)}"
 
 
 def test_release_tracking_checks_weekly_and_opens_the_pr_with_the_release_token(

@@ -238,7 +238,7 @@ def read_source(location: str, version: str, root: Path = ROOT) -> dict[str, byt
     a local directory, or a git URL ``<repo>#<tag or commit>`` fetched with git.
 
     The ci stack's ComfyUI is a stand-in under build/standins, made by the test bench
-    (``venv/bin/python -m tools.standins --stack ci``), never by this product command.
+    (``venv/bin/python -m bench.standins --stack ci``), never by this product command.
     """
     where = location.replace("{version}", version)
     if "://" not in where and not where.startswith("git@"):
@@ -246,7 +246,7 @@ def read_source(location: str, version: str, root: Path = ROOT) -> dict[str, byt
         if not (path / REQUIREMENT_FILES[0]).is_file():
             hint = (
                 "; it is a stand-in: make it first with "
-                "`venv/bin/python -m tools.standins --stack ci`"
+                "`venv/bin/python -m bench.standins --stack ci`"
                 if Path(where).parts[:2] == ("build", "standins")
                 else ""
             )

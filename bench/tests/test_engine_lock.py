@@ -1,4 +1,4 @@
-"""The lock constrains a real build (scripts/engine-up): core-cpu of the `ci` stack, built
+"""The lock constrains a real build (engine/up): core-cpu of the `ci` stack, built
 from a stand-in ComfyUI whose requirements leave tqdm unpinned, under a stand-in lock that
 pins tqdm older than the newest release. The image must hold exactly the locked tqdm, and
 every other locked package it installs at exactly the locked version.
@@ -14,14 +14,7 @@ import re
 
 import pytest
 
-from components.cuda import TORCH_TRIO
-from components.locks import LOCK_FILE, sections
-from components.project import ROOT
-from components.settings import PIN_EXAMPLES
-from tools.lock import LockInputs, normalize, render
-from tools.offline import run_program
-from tools.plan import to_plan
-from tools.scenarios import (
+from bench.scenarios import (
     NS,
     WORK,
     bake_plan,
@@ -32,6 +25,13 @@ from tools.scenarios import (
     make_comfyui_standin,
     prepare,
 )
+from components.cuda import TORCH_TRIO
+from components.locks import LOCK_FILE, sections
+from components.project import ROOT
+from components.settings import PIN_EXAMPLES
+from tools.lock import LockInputs, normalize, render
+from tools.offline import run_program
+from tools.plan import to_plan
 
 pytestmark = pytest.mark.engine
 
@@ -63,7 +63,7 @@ def stand_in_lock(config: dict[str, object]) -> str:
 def test_the_lock_decides_what_core_installs() -> None:
     engine = engine_from_env()
     if engine is None:
-        pytest.skip("no engine: source .engine/env after scripts/engine-up")
+        pytest.skip("no engine: source .engine/env after engine/up")
     config = ci_config(engine, "unused")
     config[f"{NS}:registry"] = {"address": engine.registry, "namespace": NAMESPACE}
     config[f"{NS}:targets"] = ["core-cpu"]

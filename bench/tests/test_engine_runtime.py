@@ -1,7 +1,7 @@
-"""The core-cpu image at run time, on the real engine (scripts/engine-up): Docker runs it.
+"""The core-cpu image at run time, on the real engine (engine/up): Docker runs it.
 
 core-cpu is built from the `ci` stack the way the scenarios build it (the stand-in ComfyUI
-of ``tools.scenarios``, real PyPI packages through the CA secret), under one fixed
+of ``bench.scenarios``, real PyPI packages through the CA secret), under one fixed
 namespace so repeated runs reuse the registry cache. Unlike the cache scenarios it never
 prunes the builder or removes images: the engine is shared.
 """
@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.offline import run_program
-from tools.plan import to_plan
-from tools.scenarios import (
+from bench.scenarios import (
     NS,
     Engine,
     bake_plan,
@@ -30,6 +28,8 @@ from tools.scenarios import (
     make_wheel,
     prepare,
 )
+from tools.offline import run_program
+from tools.plan import to_plan
 
 pytestmark = pytest.mark.engine
 
@@ -58,7 +58,7 @@ def build_core_cpu(engine: Engine) -> str:
 def image() -> str:
     engine = engine_from_env()
     if engine is None:
-        pytest.skip("no engine: source .engine/env after scripts/engine-up")
+        pytest.skip("no engine: source .engine/env after engine/up")
     return build_core_cpu(engine)
 
 

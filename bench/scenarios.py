@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.registry_traffic import Traffic, offset, traffic
 from components import cuda
 from components.cuda import TORCH_TRIO
 from components.locks import HEADER_PINS
@@ -36,7 +37,6 @@ from tools.bake import to_bake
 from tools.cache_report import Step, read_vertices, steps_of
 from tools.offline import load_stack_config, run_program
 from tools.plan import to_plan
-from tools.registry_traffic import Traffic, offset, traffic
 
 NS = NAMESPACE
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -44,7 +44,7 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # the CA bundle handed to pip as the `ca` secret.
 BAKE_ALLOW = (f"--allow=fs.read={CA_BUNDLE}",)
 WORK = ROOT / "build" / "engine-work"
-# The loopback registry of scripts/engine-up: its access log and its blob store.
+# The loopback registry of engine/up: its access log and its blob store.
 REGISTRY_LOG = ROOT / ".engine" / "logs" / "registry.log"
 REGISTRY_STORE = ROOT / ".engine" / "registry-data"
 RUNS = ROOT / "build" / "engine-runs"
@@ -87,7 +87,7 @@ class Engine:
 
 
 def engine_from_env() -> Engine | None:
-    """The engine started by scripts/engine-up, if its variables are in the environment."""
+    """The engine started by engine/up, if its variables are in the environment."""
     registry = os.environ.get("ENGINE_REGISTRY")
     base = os.environ.get("ENGINE_BASE_IMAGE")
     if not (registry and base and os.environ.get("DOCKER_HOST")):
@@ -522,7 +522,7 @@ class TargetRun:
     steps: list[Step]
     progress_file: Path
     metadata: dict[str, Any]
-    # What the build moved through the engine's registry (tools/registry_traffic.py).
+    # What the build moved through the engine's registry (bench/registry_traffic.py).
     traffic: Traffic = field(default_factory=Traffic)
 
     @property

@@ -26,14 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.catalog import TARGETS
-from components.locks import HEADER_PINS
-from components.project import ROOT
-from tests.conftest import engine_missing
-from tools.cache_report import history_records, read_history, reports_from_history
-from tools.deployment import Deployment
-from tools.offline import run_program, unwrap
-from tools.scenarios import (
+from bench.deployment import Deployment
+from bench.scenarios import (
     NS,
     Engine,
     ci_config,
@@ -41,7 +35,13 @@ from tools.scenarios import (
     push_base_standin,
     relock,
 )
-from tools.standins import make_standins
+from bench.standins import make_standins
+from bench.tests.conftest import engine_missing
+from components.catalog import TARGETS
+from components.locks import HEADER_PINS
+from components.project import ROOT
+from tools.cache_report import history_records, read_history, reports_from_history
+from tools.offline import run_program, unwrap
 
 pytestmark = pytest.mark.engine
 
@@ -61,9 +61,7 @@ MANIFEST_TYPES = ", ".join(
 def engine() -> Engine:
     found = engine_from_env()
     if found is None or shutil.which("pulumi") is None:
-        engine_missing(
-            "no engine or Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)"
-        )
+        engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
     return found
 
 
@@ -283,7 +281,7 @@ def _engine_pid(name: str) -> int:
 
 def _engine_up() -> None:
     result = subprocess.run(
-        [str(ROOT / "scripts" / "engine-up")], capture_output=True, text=True, check=False
+        [str(ROOT / "engine" / "up")], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -299,7 +297,7 @@ def _engine_up() -> None:
 def test_a_fault_during_up_fails_clearly_and_the_next_up_converges(
     deployment: Deployment, engine: Engine, fault: str, comfy_cli: str, expected: str
 ) -> None:
-    """Recovery is the same each time: bring the part back (`scripts/engine-up`), `up` again.
+    """Recovery is the same each time: bring the part back (`engine/up`), `up` again.
 
     Each fault interrupts a real rebuild of core-cpu (a comfy-cli version it never built).
     """

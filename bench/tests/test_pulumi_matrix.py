@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from bench.deployment import Deployment
+from bench.scenarios import NS, Engine, ci_config
+from bench.standins import make_standins
+from bench.tests.test_pulumi_e2e import _images_in_state, _manifest_digest, engine  # noqa: F401
 from components.catalog import TARGETS
 from components.matrix import parents_of
-from tests.test_pulumi_e2e import _images_in_state, _manifest_digest, engine  # noqa: F401
 from tools.cache_report import history_records
-from tools.deployment import Deployment
-from tools.scenarios import NS, Engine, ci_config
-from tools.standins import make_standins
 
 pytestmark = pytest.mark.engine
 

@@ -7,7 +7,7 @@ bundle for PyPI behind a re-signing proxy). This module merges it over a stack f
 the result to ``build/stacks/Pulumi.<stack>.yaml`` for ``pulumi --config-file``, and makes
 every stand-in the merged config refers to. The committed stack file is never changed.
 
-    venv/bin/python -m tools.standins --stack dev     # prints the config file's path
+    venv/bin/python -m bench.standins --stack dev     # prints the config file's path
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from typing import Any
 
 import yaml
 
-from components.project import ROOT
-from components.settings import PIN_EXAMPLES
-from tools.offline import load_stack_config
-from tools.scenarios import (
+from bench.scenarios import (
     NS,
     engine_from_env,
     make_comfyui_standin,
@@ -31,6 +28,9 @@ from tools.scenarios import (
     standin_missing,
     torch_lines,
 )
+from components.project import ROOT
+from components.settings import PIN_EXAMPLES
+from tools.offline import load_stack_config
 
 OVERLAY = ROOT / "stacks" / "standins.yaml"
 OUT = ROOT / "build" / "stacks"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     config = merged(args.stack)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"Pulumi.{args.stack}.yaml"
-    header = f"# Written by tools/standins.py: stacks/Pulumi.{args.stack}.yaml + {OVERLAY.name}\n"
+    header = f"# Written by bench/standins.py: stacks/Pulumi.{args.stack}.yaml + {OVERLAY.name}\n"
     path.write_text(header + yaml.safe_dump({"config": config}, sort_keys=False))
     for item in make_standins(config):
         print(f"standins: {item}", file=sys.stderr)

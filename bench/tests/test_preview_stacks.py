@@ -1,10 +1,10 @@
-"""What `scripts/preview-stacks` hands the real CLI (the previews themselves run in .ci/run)."""
+"""What `bench/preview-stacks` hands the real CLI (the previews themselves run in .ci/run)."""
 
 from __future__ import annotations
 
+from bench.preview_stacks import GITHUB_KEYS, preview_config
 from components.project import NAMESPACE, ROOT
 from tools.offline import stack_names
-from tools.preview_stacks import GITHUB_KEYS, preview_config
 
 
 def test_every_stack_file_is_previewed() -> None:

@@ -1,13 +1,13 @@
 """Bytes moved through the registry, from its access log and blob store (tools/registry_traffic).
 
-The log lines are the registry's own format, as scripts/engine-up's registry writes them.
+The log lines are the registry's own format, as engine/up's registry writes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tools.registry_traffic import Traffic, blob_size, offset, traffic
+from bench.registry_traffic import Traffic, blob_size, offset, traffic
 
 BK = '"buildkit/v0.34"'
 DOCKER = '"docker/26.1.5+dfsg1 go/go1.24.4"'

@@ -1,7 +1,7 @@
 """Bytes a build moved through the engine's registry, read from the registry itself.
 
 A fresh CI runner pays for what it pulls from and pushes to the registry, not for steps.
-The loopback registry of scripts/engine-up writes an access log line per request (Apache
+The loopback registry of engine/up writes an access log line per request (Apache
 combined format) into ``.engine/logs/registry.log`` and keeps blobs in its filesystem
 store. Between two offsets of that log:
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from bench.deployment import Deployment, without_secure
+from bench.tests.conftest import engine_missing
 from components.project import ROOT
-from tests.conftest import engine_missing
-from tools.deployment import Deployment, without_secure
 from tools.offline import config_from_mapping, load_stack_config, stack_names
 
 pytestmark = pytest.mark.engine
@@ -45,7 +45,7 @@ sys.exit(pulumi_host.main(sys.argv[1:], hosted=probe))
 def cli() -> str:
     found = shutil.which("pulumi")
     if found is None:
-        engine_missing("no Pulumi CLI: run scripts/engine-up (scripts/test sources .engine/env)")
+        engine_missing("no Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
     return found
 
 

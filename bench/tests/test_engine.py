@@ -1,6 +1,6 @@
-"""Caching on the real engine (scripts/engine-up): what BuildKit itself reports.
+"""Caching on the real engine (engine/up): what BuildKit itself reports.
 
-The scenarios of ``tools.scenarios`` run once per session against the `ci` stack, each on
+The scenarios of ``bench.scenarios`` run once per session against the `ci` stack, each on
 a pruned builder with no local images, so every reuse comes from the registry cache.
 For each scenario and target, the steps BuildKit reruns must be exactly the minimal set the
 scenario writes down (``Scenario.reruns``, each step with its reason in ``Scenario.why``):
@@ -17,15 +17,7 @@ from typing import Any
 
 import pytest
 
-from components.project import ROOT
-from tests.conftest import engine_missing
-from tools import cache_report
-from tools.bake import main as bake_main
-from tools.bake import to_bake
-from tools.cache_report import read_vertices, steps_of
-from tools.offline import run_program
-from tools.plan import to_plan
-from tools.scenarios import (
+from bench.scenarios import (
     CA_BUNDLE,
     NS,
     RUNS,
@@ -44,6 +36,14 @@ from tools.scenarios import (
     reset_local_state,
     run_scenario,
 )
+from bench.tests.conftest import engine_missing
+from components.project import ROOT
+from tools import cache_report
+from tools.bake import main as bake_main
+from tools.bake import to_bake
+from tools.cache_report import read_vertices, steps_of
+from tools.offline import run_program
+from tools.plan import to_plan
 
 pytestmark = pytest.mark.engine
 
@@ -54,9 +54,7 @@ Results = dict[str, tuple[Scenario, dict[str, Any], dict[str, TargetRun]]]
 def engine() -> Engine:
     found = engine_from_env()
     if found is None:
-        engine_missing(
-            "no BuildKit engine: run scripts/engine-up (scripts/test sources .engine/env)"
-        )
+        engine_missing("no BuildKit engine: run engine/up (scripts/test sources .engine/env)")
     return found
 
 

@@ -1,8 +1,8 @@
 """The CUDA side of the family built for real: runtime-cuda, core-cuda, the SageAttention
-builder and complete-cuda, on the engine of scripts/engine-up.
+builder and complete-cuda, on the engine of engine/up.
 
 No CUDA image and no PyTorch index are reachable here, so the stand-ins of
-``tools.scenarios`` take their place: a `devel` base whose ``nvcc`` reports the line's
+``bench.scenarios`` take their place: a `devel` base whose ``nvcc`` reports the line's
 release, a SageAttention source whose build records the architectures it was given, and the
 line's PEP 503 torch index with a torch that reports the line's CUDA. Everything else is
 the real Dockerfiles, the real pip steps (PyPI through the CA secret) and the program's own
@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from components import cuda
-from tests.test_engine import _image_ref, _run_in, engine  # noqa: F401 (a fixture)
-from tools.scenarios import (
+from bench.scenarios import (
     NS,
     RUNS,
     SCENARIOS,
@@ -31,6 +29,8 @@ from tools.scenarios import (
     prepare,
     run_scenario,
 )
+from bench.tests.test_engine import _image_ref, _run_in, engine  # noqa: F401 (a fixture)
+from components import cuda
 
 pytestmark = pytest.mark.engine
 

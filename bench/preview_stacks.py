@@ -5,15 +5,15 @@ own checks), so each ``stacks/Pulumi.*.yaml``, found by glob, goes through a rea
 ``pulumi preview`` in a throwaway ``file://`` backend:
 
 - with the stand-ins of ``stacks/standins.yaml`` merged in where the engine of
-  ``scripts/engine-up`` runs (upstream inputs are unreachable there), as ``scripts/up`` does;
+  ``engine/up`` runs (upstream inputs are unreachable there), as ``scripts/up`` does;
 - with ``buildOnPreview: false``: the program runs and the real provider plans every
   resource, but nothing is built (a quick evaluation pass; the engine tests build);
 - with the stack's secrets set anew under the throwaway passphrase (placeholder values);
 - without the GitHub keys only where the GitHub provider plugin is not installed, and the
   output says so.
 
-    scripts/preview-stacks            # every stack file
-    scripts/preview-stacks prod dev   # some
+    bench/preview-stacks            # every stack file
+    bench/preview-stacks prod dev   # some
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.deployment import Deployment, PulumiError, without_secure
 from components.project import NAMESPACE
-from tools.deployment import Deployment, PulumiError, without_secure
 from tools.offline import load_stack_config, stack_names
 
 # Keys that declare GitHub resources, which need the pulumi-resource-github plugin.
@@ -48,7 +48,7 @@ def preview_config(stack: str, *, standins: bool, github: bool) -> tuple[dict[st
     """The config a stack is previewed with, and what was changed from its file."""
     notes = []
     if standins:
-        from tools.standins import make_standins, merged  # noqa: PLC0415 (engine only)
+        from bench.standins import make_standins, merged  # noqa: PLC0415 (engine only)
 
         config = merged(stack)
         make_standins(config)
@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stacks", nargs="*", help="stack names (default: every stack file)")
     args = parser.parse_args(argv)
     if shutil.which("pulumi") is None:
-        print("preview-stacks: no Pulumi CLI; install it or run scripts/engine-up", file=sys.stderr)
+        print("preview-stacks: no Pulumi CLI; install it or run engine/up", file=sys.stderr)
         return 1
-    from tools.scenarios import engine_from_env  # noqa: PLC0415
+    from bench.scenarios import engine_from_env  # noqa: PLC0415
 
     standins = engine_from_env() is not None
     github = "github" in installed_plugins()

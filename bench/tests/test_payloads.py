@@ -1,4 +1,4 @@
-"""Realistic payloads (tools/payloads.py): a heavy stand-in torch wheel is still a valid
+"""Realistic payloads (bench/payloads.py): a heavy stand-in torch wheel is still a valid
 wheel, pip installs the payload, and the bytes are incompressible."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from tools.payloads import add_payload, fill_torch_indexes
-from tools.scenarios import make_torch_index
+from bench.payloads import add_payload, fill_torch_indexes
+from bench.scenarios import make_torch_index
 
 PINS = {"torch": "2.8.0", "torchvision": "0.23.0", "torchaudio": "2.8.0"}
 

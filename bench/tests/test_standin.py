@@ -1,4 +1,4 @@
-"""The stand-in ComfyUI (tools.scenarios.STANDIN_MAIN) and the image's healthcheck, on this host.
+"""The stand-in ComfyUI (bench.scenarios.STANDIN_MAIN) and the image's healthcheck, on this host.
 
 The engine tests trust the stand-in to behave like ComfyUI where the image relies on it;
 this checks those points without an engine, and the healthcheck script against it.
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.scenarios import make_comfyui_standin
 from components.catalog import DOCKERFILES_DIR
 from components.project import ROOT
-from tools.scenarios import make_comfyui_standin
 
 HEALTHCHECK = ROOT / DOCKERFILES_DIR / "core" / "app" / "healthcheck.py"
 
