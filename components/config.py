@@ -20,6 +20,7 @@ from pulumi.runtime import config as runtime_config
 from components import indexes, locks
 from components.decode import decode_config, parse_settings, stack_file_problems
 from components.matrix import threshold_problems
+from components.plan import plan
 from components.project import NAMESPACE, ROOT
 from components.settings import (
     PASSWORD_ENV,
@@ -88,7 +89,7 @@ def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> Stack
         raise invalid_configuration(problems, "a torch pin its index does not carry")
     if settings.requireLock and (problem := locks.missing(settings, stack)):
         raise SettingsError(f"{key('requireLock')} is true, but there is {problem}")
-    if problems := collisions(written_by(settings, stack)):
+    if problems := collisions(written_by(plan(settings, stack).values(), push=settings.push)):
         raise invalid_configuration(
             [*problems, "fix registry.namespace, movingTag, cache.registryRepository or the pins"],
             "two targets would write the same place",

@@ -14,11 +14,10 @@ from typing import cast
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components import indexes, inputs, locks
-from components.cache import compression_fields, plan_cache
+from components import indexes, locks
+from components.cache import compression_fields
 from components.config import StackSecrets
-from components.inputs import image_tags
-from components.matrix import Build, builds
+from components.plan import PlannedBuild, plan
 from components.settings import StackSettings
 
 # Image metadata that does not change when nothing else does. BuildKit v0.34 keys a FROM (and
@@ -27,6 +26,8 @@ from components.settings import StackSettings
 # its whole cache. A constant SOURCE_DATE_EPOCH fixes the config's timestamps; a changing one
 # (a commit time) would rebuild every Image on every commit.
 REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "0"}
+# The OCI label that carries a build's version tag by name (the offline plan reads it back).
+VERSION_LABEL = "org.opencontainers.image.version"
 
 
 def build_args(routed: Mapping[str, str]) -> dict[str, str]:
@@ -58,18 +59,15 @@ class ImageTarget(pulumi.ComponentResource):
 
     def __init__(
         self,
-        build: Build,
+        build: PlannedBuild,
         secrets: StackSecrets,
         *,
-        stack: str,
         parents: Mapping[str, ImageTarget],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         name, target, settings = build.name, build.target, build.settings
         super().__init__("comfyui:images:ImageTarget", name, None, opts)
-        resolved = inputs.for_target(target, settings)
-        tags = image_tags(settings, target.name, resolved.version_tag)
-        cache = plan_cache(settings, stack=stack, target=name, moving_tag_ref=tags.moving)
+        resolved, tags, cache = build.inputs, build.tags, build.cache
 
         named: dict[str, docker_build.ContextArgsDict] = {
             ctx: {"location": pulumi.Output.concat("docker-image://", parents[parent].ref)}
@@ -109,7 +107,7 @@ class ImageTarget(pulumi.ComponentResource):
             secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
             labels={
                 "org.opencontainers.image.title": name,
-                "org.opencontainers.image.version": resolved.version_tag,
+                VERSION_LABEL: resolved.version_tag,
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -120,7 +118,8 @@ class ImageTarget(pulumi.ComponentResource):
 
 
 class ImageFamily(pulumi.ComponentResource):
-    """Every build of the stack (matrix.py), parents first so children can reference them."""
+    """Every planned build of the stack (plan.py), parents first so children can reference
+    them."""
 
     def __init__(
         self,
@@ -133,11 +132,10 @@ class ImageFamily(pulumi.ComponentResource):
     ) -> None:
         super().__init__("comfyui:images:ImageFamily", name, None, opts)
         self.targets: dict[str, ImageTarget] = {}
-        for build in builds(settings).values():
+        for build in plan(settings, stack).values():
             self.targets[build.name] = ImageTarget(
                 build,
                 secrets,
-                stack=stack,
                 parents={p: self.targets[p] for p in build.parents.values()},
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from components.cache import gha_scope, local_cache_dir, registry_cache_ref
-from components.inputs import image_tags, version_tag
-from components.matrix import builds
+from components.plan import PlannedBuild
 from components.refs import MAX_NAME
-from components.settings import CacheBackend, StackSettings
 
 
 @dataclass(frozen=True)
@@ -27,22 +24,19 @@ class Written:
     ref: str
 
 
-def written_by(settings: StackSettings, stack: str) -> list[Written]:
-    """Every tag, cache ref, gha scope and local cache directory the stack writes."""
+def written_by(planned: Iterable[PlannedBuild], *, push: bool) -> list[Written]:
+    """Every tag (when the stack pushes), cache ref, gha scope and local cache directory the
+    planned builds write."""
     out: list[Written] = []
-    backends = settings.cache.backends
-    for name, build in builds(settings).items():
-        tags = image_tags(
-            build.settings, build.target.name, version_tag(build.target, build.settings)
-        )
-        if settings.push:
-            out += [Written(name, "tag", tag) for tag in tags]
-        if CacheBackend.REGISTRY in backends:
-            out.append(Written(name, "registry-cache", registry_cache_ref(settings, name)))
-        if CacheBackend.GHA in backends:
-            out.append(Written(name, "gha-scope", gha_scope(stack, name)))
-        if CacheBackend.LOCAL in backends:
-            out.append(Written(name, "local-dir", local_cache_dir(settings, name)))
+    for build in planned:
+        if push:
+            out += [Written(build.name, "tag", tag) for tag in build.tags]
+        places = {
+            "registry-cache": build.registry_cache_ref,
+            "gha-scope": build.gha_scope,
+            "local-dir": build.local_cache_dir,
+        }
+        out += [Written(build.name, kind, ref) for kind, ref in places.items() if ref is not None]
     return out
 
 

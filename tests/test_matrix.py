@@ -15,9 +15,10 @@ import pytest
 from components import cuda
 from components.decode import decode_config, parse_settings
 from components.matrix import target_of
+from components.plan import plan
 from components.project import ROOT
 from components.settings import SettingsError, StackSettings
-from components.written import collisions, written_by
+from components.written import Written, collisions, written_by
 from tests.conftest import NS, Evaluate, with_overrides
 from tests.test_hostile import refused
 from tests.test_pins import own_inputs
@@ -109,13 +110,51 @@ def test_a_line_override_reaches_exactly_that_lines_builds(
     assert {n for n in baseline if baseline[n] != bumped[n]} == changed
 
 
+def _written(settings: StackSettings, stack: str) -> list[Written]:
+    return written_by(plan(settings, stack).values(), push=settings.push)
+
+
+def _places(entries: Any) -> list[tuple[str, str]]:
+    """Cache entries as (backend, where), the same whether read from the plan or the Image."""
+    return [
+        (
+            kind,
+            str(
+                fields.get("ref") or fields.get("scope") or fields.get("src") or fields.get("dest")
+            ),
+        )
+        for entry in entries or []
+        for kind, fields in unwrap(entry).items()
+    ]
+
+
+def test_every_image_is_declared_from_its_planned_build(
+    stack_config: Any, evaluate: Evaluate, stack_name: str
+) -> None:
+    """One plan: the Images the program declares carry exactly the plan's tags (version
+    first, moving second), cache entries, build args and parents, build by build."""
+    config = stack_config(stack_name)
+    planned = plan(_settings(config), stack_name)
+    images = evaluate(config, stack=stack_name).images()
+    assert set(images) == set(planned)
+    for name, build in planned.items():
+        inputs = unwrap(images[name].inputs)
+        assert inputs["tags"] == [build.tags.version, build.tags.moving], name
+        assert _places(inputs.get("cacheFrom")) == _places(build.cache.cache_from), name
+        assert _places(inputs.get("cacheTo")) == _places(build.cache.cache_to), name
+        args = {k: v for k, v in build.inputs.build_args.items() if v}
+        assert args.items() <= inputs["buildArgs"].items(), name
+        named = (inputs["context"].get("named") or {}).keys()
+        assert set(build.parents) <= set(named), name
+
+
 def test_prod_stack_plans_the_matrix_with_every_ref_unique(
     stack_config: Any, evaluate: Evaluate
 ) -> None:
     config = stack_config("prod")
     settings = _settings(config)
     assert set(settings.lines) == {"cu130", "cu126"}
-    written = written_by(settings, "prod")
+    written = _written(settings, "prod")
     assert collisions(written) == []
     refs = [w.ref for w in written]
     assert len(refs) == len(set(refs))
@@ -139,8 +178,8 @@ def test_moving_tags_never_collide_across_lines(matrix: dict[str, Any]) -> None:
     """Without the per-line moving tag, both lines would push latest: the collision check
     must see that (it is what keeps the suffix honest)."""
     settings = _settings(matrix)
-    assert collisions(written_by(settings, "test")) == []
-    tags = [w.ref for w in written_by(settings, "test") if w.kind == "tag"]
+    assert collisions(_written(settings, "test")) == []
+    tags = [w.ref for w in _written(settings, "test") if w.kind == "tag"]
     assert sum(t.endswith(":latest") for t in tags) == 2  # runtime-cpu and core-cpu only
 
 

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from components.graph import GraphError
+from components.image import VERSION_LABEL
 from components.settings import SettingsError
 from tools.offline import (
     SECRET_PLACEHOLDER,
@@ -111,8 +112,8 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     lines = ["flowchart LR"]
     ids = {name: name.replace("-", "_").replace(".", "_") for name in plan["order"]}
     for name in plan["order"]:
-        tags = plan["targets"][name]["inputs"].get("tags") or [""]
-        tag = tags[0].rsplit(":", 1)[-1]
+        labels = plan["targets"][name]["inputs"].get("labels") or {}
+        tag = labels.get(VERSION_LABEL, "")
         lines.append(f'  {ids[name]}["{name}<br/><small>{tag}</small>"]')
     for name in plan["order"]:
         for ctx, parent in plan["targets"][name]["parents"].items():
