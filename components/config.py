@@ -1,9 +1,11 @@
 """Reads this stack's Pulumi config once and turns it into settings plus secrets.
 
-The only module that touches ``pulumi.Config``. Every key is validated first (plain values
-by ``decode.parse_settings``, secrets by shape only), then the family is checked for
-collisions, all before any resource is registered. Secret values are only ever handled as
-``pulumi.Output`` secrets, so they cannot leak into plan text, logs or unencrypted state.
+The only module that touches ``pulumi.Config``. ``validate`` runs the three steps of every
+check, all before any resource is registered: the stack file's own problems, the shapes
+(``decode.parse_settings`` into ``settings.py``'s model; secrets by shape only), then the
+rules that read files or span the stack (``rules.check``). Secret values are only ever
+handled as ``pulumi.Output`` secrets, so they cannot leak into plan text, logs or
+unencrypted state.
 """
 
 from __future__ import annotations
@@ -17,19 +19,11 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components import indexes, locks
+from components import rules
 from components.decode import decode_config, parse_settings, stack_file_problems
-from components.matrix import threshold_problems
-from components.plan import plan
+from components.errors import SettingsError, invalid_configuration
 from components.project import NAMESPACE, ROOT
-from components.settings import (
-    PASSWORD_ENV,
-    SettingsError,
-    StackSettings,
-    invalid_configuration,
-    key,
-)
-from components.written import collisions, written_by
+from components.settings import PASSWORD_ENV, StackSettings
 
 STACKS_DIR = ROOT / "stacks"  # Pulumi.yaml's stackConfigDir
 
@@ -78,22 +72,7 @@ def validate(values: dict[str, str], secret_keys: set[str], stack: str) -> Stack
     if problems := stack_file_problems(stack_file_config(stack)):
         raise invalid_configuration(problems)
     settings = parse_settings(decode_config(values, secret_keys))
-    # Read only by the cache report, but a typo in a build name must still fail here.
-    if problems := threshold_problems(settings):
-        raise invalid_configuration(f"{NAMESPACE}:{p}" for p in problems)
-    # A lock of other pins is always refused; a missing one only where the stack asks.
-    if problem := locks.mismatch(settings, stack):
-        raise SettingsError(f"{key('versions')}: {problem}")
-    # A pin the line's recorded index does not publish would fail its torch layer.
-    if problems := indexes.pin_problems(settings):
-        raise invalid_configuration(problems, "a torch pin its index does not carry")
-    if settings.requireLock and (problem := locks.missing(settings, stack)):
-        raise SettingsError(f"{key('requireLock')} is true, but there is {problem}")
-    if problems := collisions(written_by(plan(settings, stack).values(), push=settings.push)):
-        raise invalid_configuration(
-            [*problems, "fix registry.namespace, movingTag, cache.registryRepository or the pins"],
-            "two targets would write the same place",
-        )
+    rules.check(settings, stack)
     return settings
 
 

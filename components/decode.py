@@ -18,15 +18,9 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from components.errors import SettingsError, invalid_configuration, key, shown
 from components.project import NAMESPACE, without_declared_defaults
-from components.refs import redact_credentials
-from components.settings import (
-    PASSWORD_ENV,
-    SettingsError,
-    StackSettings,
-    invalid_configuration,
-    key,
-)
+from components.settings import PASSWORD_ENV, StackSettings
 
 # Set by decode_config from what the stack holds, never by the stack itself.
 _PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
@@ -57,12 +51,6 @@ SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})
 FOREIGN_SECRET_KEYS = frozenset({"github:token"})
 KNOWN_KEYS = frozenset(StackSettings.model_fields) - _PRESENCE_FLAGS | SECRET_KEYS
 _SECRET_HOW = {"registryPassword": "{}", "githubSecrets": "--path {}.NAME", "token": "{}"}
-
-
-def _show(value: Any) -> str:
-    """A bad value as messages repeat it: redacted and cut short."""
-    text = redact_credentials(repr(value))
-    return text if len(text) <= 80 else text[:76] + "...'"
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
@@ -97,7 +85,7 @@ def _describe(e: Any, loc: list[str]) -> str:
         model = _model_at(loc)
         known = KNOWN_KEYS if len(loc) == 1 else frozenset(model.model_fields if model else ())
         return (
-            f"unknown key; remove it or check its spelling (got {_show(given)}); "
+            f"unknown key; remove it or check its spelling (got {shown(given)}); "
             f"known keys: {', '.join(sorted(known - _PRESENCE_FLAGS))}"
         )
     if kind == "missing":
@@ -105,13 +93,13 @@ def _describe(e: Any, loc: list[str]) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         model = _model_at([*loc, ""])
         keys = f" with keys such as {', '.join(list(model.model_fields)[:4])}" if model else ""
-        return f"must be a YAML mapping{keys} (got {type(given).__name__} {_show(given)})"
+        return f"must be a YAML mapping{keys} (got {type(given).__name__} {shown(given)})"
     if kind == "list_type":
-        return f"must be a YAML list (got {_show(given)})"
+        return f"must be a YAML list (got {shown(given)})"
     msg = str(e["msg"]).removeprefix("Value error, ")
     if isinstance(given, dict | list):  # the rule names the entry it refused
         return msg
-    return f"{msg} (got {_show(given)})"
+    return f"{msg} (got {shown(given)})"
 
 
 _PLAIN_PART = re.compile(r"[A-Za-z0-9_.-]+")
@@ -206,10 +194,10 @@ def _decode_one(  # noqa: PLR0911 (one return per kind of key reads as the table
         try:
             return None, {name: json.loads(text)}
         except json.JSONDecodeError:
-            return f"{full}: must be a YAML mapping or list (got {_show(text)})", {}
+            return f"{full}: must be a YAML mapping or list (got {shown(text)})", {}
     if name in _BOOL_KEYS:
         if text not in ("true", "false"):
-            return f"{full}: must be true or false (got {_show(text)})", {}
+            return f"{full}: must be true or false (got {shown(text)})", {}
         return None, {name: text == "true"}
     return None, {name: text}
 

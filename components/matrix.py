@@ -52,18 +52,6 @@ def build_names(settings: StackSettings) -> list[str]:
     return names
 
 
-def threshold_problems(settings: StackSettings) -> list[str]:
-    """cacheThresholds naming a build the stack never makes (any target's build on the
-    stack's lines counts: a stack may narrow its targets and keep its thresholds)."""
-    names = build_names(settings.model_copy(update={"targets": list(TARGETS)}))
-    return [
-        f"cacheThresholds names {name!r}, which this stack never builds; its builds are "
-        f"{', '.join(names)}"
-        for name in settings.cacheThresholds
-        if name not in names
-    ]
-
-
 def line_settings(settings: StackSettings, line: str) -> StackSettings:
     """The stack's settings as one line's builds see them."""
     spec = settings.lines[line]

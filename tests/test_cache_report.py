@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.settings import SettingsError
+from components.errors import SettingsError
 from tests.conftest import Evaluate
 from tools import cache_report
 from tools.offline import Recording, load_stack_config

@@ -17,7 +17,8 @@ import pytest
 
 from components import github as gh
 from components import workflows
-from components.settings import GithubSettings, SettingsError
+from components.errors import SettingsError
+from components.settings import GithubSettings
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import SECRET_PLACEHOLDER, Recording, Resource, is_secret, redact, unwrap
 

@@ -19,8 +19,8 @@ import yaml
 
 from components.config import validate
 from components.decode import decode_config, parse_settings
+from components.errors import SettingsError
 from components.project import ROOT
-from components.settings import SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import Recording, run_stack
 

@@ -13,7 +13,7 @@ import pytest
 
 from components import indexes
 from components.decode import decode_config, parse_settings
-from components.settings import SettingsError
+from components.errors import SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import Recording, config_from_mapping, load_stack_config
 

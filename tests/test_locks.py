@@ -14,8 +14,8 @@ import pytest
 from components import locks
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
+from components.errors import SettingsError
 from components.project import ROOT
-from components.settings import SettingsError
 from tests.conftest import Evaluate, with_overrides, write_lock
 from tests.test_pins import CORES, own_inputs
 from tools.offline import load_stack_config

@@ -14,10 +14,11 @@ import pytest
 
 from components import cuda
 from components.decode import decode_config, parse_settings
+from components.errors import SettingsError
 from components.matrix import target_of
 from components.plan import plan
 from components.project import ROOT
-from components.settings import SettingsError, StackSettings
+from components.settings import StackSettings
 from components.written import Written, collisions, written_by
 from tests.conftest import NS, Evaluate, with_overrides
 from tests.test_hostile import refused

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from components.catalog import TARGETS
+from components.errors import SettingsError
 from components.matrix import parents_of, target_of
 from components.project import ROOT
-from components.settings import PASSWORD_ENV, SettingsError
+from components.settings import PASSWORD_ENV
 from components.written import Written, collisions
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import IMAGE_TYPE, Recording, is_secret, run_stack, stack_names, unwrap

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
-from components.project import ROOT, declared_defaults
-from components.settings import NAMESPACE, StackSettings
+from components.project import NAMESPACE, ROOT, declared_defaults
+from components.settings import StackSettings
 from tools.offline import config_from_mapping, load_stack_config, run_stack, stack_names
 
 STACKS = stack_names()

@@ -19,16 +19,10 @@ from hypothesis import strategies as st
 from components.catalog import TARGETS
 from components.config import validate
 from components.decode import KNOWN_KEYS, SECRET_KEYS
+from components.errors import SettingsError
 from components.project import NAMESPACE
 from components.refs import has_credentials
-from components.settings import (
-    CacheSettings,
-    GithubSettings,
-    RegistrySettings,
-    SettingsError,
-    Sources,
-    Versions,
-)
+from components.settings import CacheSettings, GithubSettings, RegistrySettings, Sources, Versions
 from tools.offline import Recording, config_from_mapping, run_program, unwrap
 
 NS = NAMESPACE

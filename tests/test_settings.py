@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from components.catalog import TARGETS, Target
+from components.config import validate
 from components.decode import decode_config, parse_settings
+from components.errors import SettingsError
 from components.graph import GraphError, selected_with_parents
 from components.project import NAMESPACE
-from components.settings import PASSWORD_ENV, SettingsError, StackSettings
+from components.settings import PASSWORD_ENV, StackSettings
 
 NS = NAMESPACE
 
@@ -119,11 +121,6 @@ def test_minimal_config_is_valid() -> None:
         ({"cudaArchList": "sm_90"}, ["comfyui-images:cudaArchList", "sm_90"]),
         # bad platform
         ({"platform": "linux/riscv"}, ["comfyui-images:platform", "linux/riscv"]),
-        # ca bundle that does not exist
-        (
-            {"caBundle": "/nonexistent/ca.pem"},
-            ["comfyui-images:caBundle", "/nonexistent/ca.pem", "PEM"],
-        ),
         # thresholds out of range
         ({"cacheThresholds": {"core-cpu": 1.5}}, ["comfyui-images:cacheThresholds", "1.5"]),
     ],
@@ -140,6 +137,18 @@ def test_bad_config_names_key_value_and_fix(
     message = error_for(config)
     for fragment in expected_fragments:
         assert fragment in message, f"{fragment!r} missing from error:\n{message}"
+
+
+def test_a_ca_bundle_that_is_no_file_is_refused_by_the_rules_with_key_value_and_fix() -> None:
+    """Its shape passes the model (a path); reading it is a rule of rules.py, which
+    config.validate applies before any resource."""
+    config = base(caBundle="/nonexistent/ca.pem")
+    strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    assert settings_from(config).caBundle == "/nonexistent/ca.pem"
+    with pytest.raises(SettingsError) as info:
+        validate(strings, set(), "test")
+    for fragment in ("comfyui-images:caBundle", "/nonexistent/ca.pem", "PEM"):
+        assert fragment in str(info.value)
 
 
 def test_username_without_password_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> None:

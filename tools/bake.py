@@ -20,9 +20,9 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from components.errors import SettingsError
 from components.graph import GraphError
 from components.project import ROOT
-from components.settings import SettingsError
 from tools.offline import pushes, run_stack
 from tools.plan import DOCKER_IMAGE, cache_entry_to_string, to_plan
 

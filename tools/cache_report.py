@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.matrix import threshold_problems
-from components.settings import SettingsError, invalid_configuration
+from components.errors import SettingsError, invalid_configuration
+from components.rules import threshold_problems
 from tools.offline import stack_settings
 
 STEP = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<n>\d+)/(?P<m>\d+)\] (?P<instruction>[A-Z]+)\b")

@@ -320,7 +320,7 @@ def lock_stack(
 
 
 def _stack_settings(stack: str) -> StackSettings:
-    from components.settings import SettingsError  # noqa: PLC0415
+    from components.errors import SettingsError  # noqa: PLC0415
     from tools.offline import stack_settings  # noqa: PLC0415 (pulumi is heavy)
 
     try:

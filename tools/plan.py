@@ -15,9 +15,9 @@ import json
 import sys
 from typing import Any
 
+from components.errors import SettingsError
 from components.graph import GraphError
 from components.image import VERSION_LABEL
-from components.settings import SettingsError
 from tools.offline import (
     SECRET_PLACEHOLDER,
     Recording,

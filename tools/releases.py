@@ -60,12 +60,13 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from components.cuda import TORCH_TRIO
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
+from components.errors import SettingsError
 from components.inputs import for_target
 from components.locks import HEADER_PINS
 from components.matrix import Build, builds
 from components.project import NAMESPACE, ROOT
 from components.refs import redact_credentials
-from components.settings import SettingsError, StackSettings, Versions
+from components.settings import StackSettings, Versions
 from tools.lock import LockError
 from tools.pip_config import pip_default_index, pip_settings
 

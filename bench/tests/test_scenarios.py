@@ -10,8 +10,8 @@ import pytest
 
 from bench import scenarios
 from components import locks
+from components.errors import SettingsError
 from components.project import ROOT
-from components.settings import SettingsError
 from tests.test_dockerfiles import core_target
 from tests.test_lock import COMPILED, Recorder
 from tests.test_pins import own_inputs
