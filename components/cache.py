@@ -4,7 +4,7 @@ Pure: given the stack settings and a target, return the ``cache_from`` / ``cache
 entries the docker-build provider receives. Preview and up get identical entries: the
 provider diffs every input, so any difference would show every Image as changed in every
 preview (and rebuild it). The rules fix
-the origin project's mistakes (see README "How the caches work"):
+the origin project's mistakes (see docs/caching.md):
 
 - gha: one scope per target (per stack), so targets never overwrite each other's cache;
   exports ignore errors, so a cache outage never fails a build.

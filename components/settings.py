@@ -128,7 +128,7 @@ class RegistrySettings(_Strict):
 
 
 class CacheSettings(_Strict):
-    """BuildKit cache backends; see README 'How the caches work'."""
+    """BuildKit cache backends; see docs/caching.md."""
 
     backends: list[CacheBackend] = Field(
         default_factory=list,

@@ -277,7 +277,7 @@ def test_preview_and_up_give_the_provider_identical_inputs(stack: str) -> None:
     """The provider diffs every input: any preview/up difference is a change in every preview.
 
     Previews are kept off the shared registry cache by the PR job's read-only token, never by
-    different inputs (README "How the caches work").
+    different inputs (docs/caching.md).
     """
     up = run_stack(stack, preview=False)
     preview = run_stack(stack, preview=True)

@@ -145,10 +145,12 @@ def test_shared_constants_are_defined_once(definition: str, home: str | None) ->
     assert found == ([home] if home else []), f"{definition!r} is written in {found}"
 
 
-def test_the_readme_config_reference_has_a_row_for_every_key_the_model_knows() -> None:
-    """The model is the one description of the keys; the README's table follows it."""
-    readme = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["docs/config.md", "README.md"])
+def test_the_config_reference_has_a_row_for_every_key_the_model_knows(page: str) -> None:
+    """The model is the one description of the keys; the reference (docs/config.md) and
+    the README's config at a glance follow it."""
+    readme = (ROOT / page).read_text()
     first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
     documented = {name.split(".")[0] for cell in first_cells for name in cell.split("`")[1::2]}
     missing = sorted(KNOWN_KEYS - documented)
-    assert not missing, f"README's config reference has no row for {missing}"
+    assert not missing, f"{page}'s config table has no row for {missing}"
