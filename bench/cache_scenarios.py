@@ -38,26 +38,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.deployment import Deployment
+from bench.engine import Engine, engine_from_env, reset_local_state
 from bench.payloads import GB, REALISTIC, fill_torch_indexes
 from bench.registry_traffic import Traffic, offset, traffic
 from bench.scenarios import (
-    NS,
     REGISTRY_LOG,
     REGISTRY_STORE,
     RUNS,
     SCENARIOS,
-    WORK,
-    Engine,
     TargetRun,
     apply,
-    ci_config,
-    engine_from_env,
-    ensure_inputs,
-    prepare,
     relock,
-    reset_local_state,
     run_scenario,
 )
+from bench.standin_inputs import NS, WORK, ci_config, ensure_inputs, prepare
 from bench.standins import make_standins
 from components.project import ROOT
 from tools.cache_report import (

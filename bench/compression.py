@@ -37,15 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache_scenarios import machine, size
+from bench.engine import docker, engine_from_env, reset_local_state
 from bench.registry_traffic import offset, traffic
-from bench.scenarios import (
-    REGISTRY_LOG,
-    REGISTRY_STORE,
-    WORK,
-    docker,
-    engine_from_env,
-    reset_local_state,
-)
+from bench.scenarios import REGISTRY_LOG, REGISTRY_STORE
+from bench.standin_inputs import WORK
 from tools.cache_report import Vertex, is_local_context, read_vertices, seconds_of
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("pulumi") is None:
         print("preview-stacks: no Pulumi CLI; install it or run engine/up", file=sys.stderr)
         return 1
-    from bench.scenarios import engine_from_env  # noqa: PLC0415
+    from bench.engine import engine_from_env  # noqa: PLC0415
 
     standins = engine_from_env() is not None
     github = "github" in installed_plugins()

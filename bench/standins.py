@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from bench.scenarios import (
+from bench.engine import engine_from_env
+from bench.standin_inputs import (
     NS,
-    engine_from_env,
     make_comfyui_standin,
     make_sageattention_standin,
     make_torch_index,

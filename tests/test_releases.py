@@ -26,12 +26,12 @@ from packaging.version import Version
 
 from components.cuda import TORCH_TRIO
 from components.project import ROOT
-from tools import pip_config, releases
+from tools import pip_config, releases, upstream
 from tools.lock import LockError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
 INDEX = "https://index.test/simple"
-GITHUB_RELEASES = f"{releases.GITHUB_API}/repos/{releases.COMFYUI_REPOSITORY}/releases"
+GITHUB_RELEASES = f"{upstream.GITHUB_API}/repos/{upstream.COMFYUI_REPOSITORY}/releases"
 NEWEST = {
     "comfyui": "v0.44.0",
     "comfyCli": "1.23.0",
@@ -67,14 +67,14 @@ class Answers:
             assert headers["Accept"] == "application/vnd.github+json"
             return json.dumps(self.github).encode()
         if url.startswith(INDEX + "/"):
-            assert headers["Accept"] == releases.SIMPLE_JSON
+            assert headers["Accept"] == upstream.SIMPLE_JSON
             name = url.removeprefix(INDEX + "/").strip("/")
             if name in self.simple:
                 return json.dumps(self.simple[name]).encode()
         filename = url.rsplit("/", 1)[-1]
         if url.startswith("https://index.test/packages/") and filename in self.files:
             return self.files[filename]
-        raise releases.FetchError(f"HTTP 404 from {url}")
+        raise upstream.FetchError(f"HTTP 404 from {url}")
 
     def add_wheel(self, project: str, version: str, requires: str | None, **extra: Any) -> None:
         """A release of one wheel whose PEP 658 metadata requires ``requires``."""
@@ -151,21 +151,21 @@ def set_pins(path: Path, **values: str) -> None:
 
 
 def test_comfyui_skips_drafts_prereleases_and_non_version_tags(answers: Answers) -> None:
-    assert releases.newest_comfyui(answers) == "v0.44.0"
+    assert upstream.newest_comfyui(answers) == "v0.44.0"
     answers.github[1]["prerelease"] = False  # v0.45.0 becomes a final release
-    assert releases.newest_comfyui(answers) == "v0.45.0"
+    assert upstream.newest_comfyui(answers) == "v0.45.0"
     answers.github[0]["draft"] = False  # and the v0.46.0 draft is published
-    assert releases.newest_comfyui(answers) == "v0.46.0"
+    assert upstream.newest_comfyui(answers) == "v0.46.0"
 
 
 def test_comfyui_is_the_highest_version_not_the_newest_entry(answers: Answers) -> None:
     """A maintenance release of an old line, published last, must not win."""
     answers.github.insert(0, {"tag_name": "v0.8.3", "draft": False, "prerelease": False})
-    assert releases.newest_comfyui(answers) == "v0.44.0"
+    assert upstream.newest_comfyui(answers) == "v0.44.0"
 
 
 def test_index_prereleases_and_yanked_releases_are_never_proposed(answers: Answers) -> None:
-    index = releases.Index(INDEX, answers)
+    index = upstream.Index(INDEX, answers)
     answers.add_wheel("torch", "2.16.0rc1", None)
     answers.add_wheel("torchvision", "0.30.0rc1", "torch==2.16.0rc1")
     answers.add_wheel("torchaudio", "2.12.0.dev20261120", "torch==2.16.0rc1")
@@ -174,46 +174,46 @@ def test_index_prereleases_and_yanked_releases_are_never_proposed(answers: Answe
     assert Version("1.24.0") not in index.releases("comfy-cli"), "yanked"
     assert max(index.releases("comfy-cli")) == Version("1.23.0")
     answers.add_wheel("comfy-cli", "1.24.1", None)
-    assert max(releases.Index(INDEX, answers).releases("comfy-cli")) == Version("1.24.1")
-    assert choose(index) == releases.Trio(Version("2.15.0"), Version("0.29.2"), Version("2.11.1"))
+    assert max(upstream.Index(INDEX, answers).releases("comfy-cli")) == Version("1.24.1")
+    assert choose(index) == upstream.Trio(Version("2.15.0"), Version("0.29.2"), Version("2.11.1"))
 
 
-def choose(index: releases.Index, pinned: tuple[str, str, str] = ("2.8.0", "0.23.0", "2.8.0")):  # type: ignore[no-untyped-def]
-    trio = releases.Trio(*map(Version, pinned))
+def choose(index: upstream.Index, pinned: tuple[str, str, str] = ("2.8.0", "0.23.0", "2.8.0")):  # type: ignore[no-untyped-def]
+    trio = upstream.Trio(*map(Version, pinned))
     available = {name: list(index.releases(name)) for name in TORCH_TRIO}
-    return releases.choose_trio(
+    return upstream.choose_trio(
         trio,
         available,
-        lambda pkg, v, torch: releases.accepts(index.requires(pkg, v), torch, "3.12"),
+        lambda pkg, v, torch: upstream.accepts(index.requires(pkg, v), torch, "3.12"),
     )
 
 
 def test_trio_waits_for_a_torchvision_that_accepts_the_torch(answers: Answers) -> None:
     """torch 2.15.0 and 2.14.1 are out, but the newest torchvision pins torch==2.14.0."""
     answers.drop("torchvision", "0.29.1", "0.29.2")
-    index = releases.Index(INDEX, answers)
-    assert choose(index) == releases.Trio(Version("2.14.0"), Version("0.29.0"), Version("2.11.1"))
+    index = upstream.Index(INDEX, answers)
+    assert choose(index) == upstream.Trio(Version("2.14.0"), Version("0.29.0"), Version("2.11.1"))
 
 
 def test_a_release_without_a_torch_requirement_accepts_no_torch(answers: Answers) -> None:
     """torchaudio 2.11.0 was published without Requires-Dist torch; it is not a match."""
     answers.drop("torchaudio", "2.11.1")
-    index = releases.Index(INDEX, answers)
-    assert choose(index) == releases.Trio(Version("2.10.0"), Version("0.25.0"), Version("2.10.0"))
+    index = upstream.Index(INDEX, answers)
+    assert choose(index) == upstream.Trio(Version("2.10.0"), Version("0.25.0"), Version("2.10.0"))
 
 
 def test_requirement_markers_are_read_for_linux_and_the_stack_python() -> None:
     reqs = [
-        releases.Requirement('torch==2.9.0; sys_platform == "darwin"'),
-        releases.Requirement('torch==2.10.0; sys_platform == "linux" and python_version >= "3.12"'),
-        releases.Requirement('torch==1.0; extra == "old"'),
+        upstream.Requirement('torch==2.9.0; sys_platform == "darwin"'),
+        upstream.Requirement('torch==2.10.0; sys_platform == "linux" and python_version >= "3.12"'),
+        upstream.Requirement('torch==1.0; extra == "old"'),
     ]
-    assert releases.accepts(reqs, Version("2.10.0"), "3.12")
-    assert not releases.accepts(reqs, Version("2.9.0"), "3.12")
-    assert not releases.accepts(reqs, Version("2.10.0"), "3.11"), "no requirement applies"
-    arm = [releases.Requirement('torch==2.11.0; platform_machine == "aarch64"')]
-    assert releases.accepts(arm, Version("2.11.0"), "3.12", "aarch64")
-    assert not releases.accepts(arm, Version("2.11.0"), "3.12", "x86_64")
+    assert upstream.accepts(reqs, Version("2.10.0"), "3.12")
+    assert not upstream.accepts(reqs, Version("2.9.0"), "3.12")
+    assert not upstream.accepts(reqs, Version("2.10.0"), "3.11"), "no requirement applies"
+    arm = [upstream.Requirement('torch==2.11.0; platform_machine == "aarch64"')]
+    assert upstream.accepts(arm, Version("2.11.0"), "3.12", "aarch64")
+    assert not upstream.accepts(arm, Version("2.11.0"), "3.12", "x86_64")
 
 
 def test_metadata_is_read_from_the_wheel_when_the_index_serves_none(answers: Answers) -> None:
@@ -226,7 +226,7 @@ def test_metadata_is_read_from_the_wheel_when_the_index_serves_none(answers: Ans
         archive.writestr("torchvision/__init__.py", "")
         archive.writestr("torchvision-0.29.2.dist-info/METADATA", meta)
     answers.raw["https://index.test" + entry["url"]] = wheel.getvalue()
-    index = releases.Index(INDEX, answers)
+    index = upstream.Index(INDEX, answers)
     assert choose(index).torchvision == Version("0.29.2")
     assert "https://index.test" + entry["url"] in answers.calls
 
@@ -234,8 +234,8 @@ def test_metadata_is_read_from_the_wheel_when_the_index_serves_none(answers: Ans
 def test_metadata_that_does_not_match_the_index_hash_is_refused(answers: Answers) -> None:
     name = "torchvision-0.29.2-py3-none-win_amd64.whl.metadata"
     answers.files[name] = answers.files[name].replace(b">=2.14.0", b">=2.0")
-    with pytest.raises(releases.SourceError, match=r"package index \(torchvision\): .*sha256"):
-        choose(releases.Index(INDEX, answers))
+    with pytest.raises(upstream.SourceError, match=r"package index \(torchvision\): .*sha256"):
+        choose(upstream.Index(INDEX, answers))
 
 
 def test_pip_configuration_decides_the_index_and_the_environment_wins() -> None:
@@ -395,14 +395,14 @@ def test_a_stack_on_default_pins_is_reported_but_not_written(
 @pytest.mark.parametrize(
     "case",
     [
-        ("api.github.com", releases.FetchError("HTTP 503 from x"), "GitHub releases of Comfy-Org"),
+        ("api.github.com", upstream.FetchError("HTTP 503 from x"), "GitHub releases of Comfy-Org"),
         (
             "/simple/torchvision/",
-            releases.FetchError("HTTP 503 from x"),
+            upstream.FetchError("HTTP 503 from x"),
             "package index (torchvision)",
         ),
-        ("/simple/comfy-cli/", releases.FetchError("timed out"), "package index (comfy-cli)"),
-        (".metadata", releases.FetchError("HTTP 404 from x"), "package index (torchvision)"),
+        ("/simple/comfy-cli/", upstream.FetchError("timed out"), "package index (comfy-cli)"),
+        (".metadata", upstream.FetchError("HTTP 404 from x"), "package index (torchvision)"),
     ],
 )
 def test_a_failing_source_is_named_and_nothing_is_written(
@@ -500,13 +500,13 @@ def test_the_chosen_trio_is_never_older_than_the_pins_and_is_compatible(
 ) -> None:
     """Whatever the index holds and whatever each release accepts, the proposal is never
     older than a pin, every proposed pair is accepted, and no newer torch would have fit."""
-    pins_ = releases.Trio(*pinned)
+    pins_ = upstream.Trio(*pinned)
 
     def fits(package: str, release: Version, torch: Version) -> bool:
         key = f"{salt}:{package}:{release}:{torch}".encode()
         return hashlib.sha256(key).digest()[0] % 3 != 0
 
-    trio = releases.choose_trio(pins_, available, fits)
+    trio = upstream.choose_trio(pins_, available, fits)
     for name in TORCH_TRIO:
         assert getattr(trio, name) >= getattr(pins_, name)
 

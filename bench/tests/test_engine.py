@@ -17,25 +17,18 @@ from typing import Any
 
 import pytest
 
+from bench.engine import CA_BUNDLE, Engine, docker, engine_from_env, reset_local_state
 from bench.scenarios import (
-    CA_BUNDLE,
-    NS,
     RUNS,
     SCENARIOS,
-    Engine,
     Scenario,
     TargetRun,
     apply,
     bake_target,
-    ci_config,
-    docker,
-    engine_from_env,
-    ensure_inputs,
     expected_reruns,
-    prepare,
-    reset_local_state,
     run_scenario,
 )
+from bench.standin_inputs import NS, ci_config, ensure_inputs, prepare
 from bench.tests.conftest import engine_missing
 from components.project import ROOT
 from tools import cache_report

@@ -16,19 +16,9 @@ from typing import Any
 
 import pytest
 
-from bench.scenarios import (
-    NS,
-    RUNS,
-    SCENARIOS,
-    WORK,
-    Engine,
-    Scenario,
-    TargetRun,
-    ci_config,
-    ensure_inputs,
-    prepare,
-    run_scenario,
-)
+from bench.engine import Engine
+from bench.scenarios import RUNS, SCENARIOS, Scenario, TargetRun, run_scenario
+from bench.standin_inputs import NS, WORK, ci_config, ensure_inputs, prepare
 from bench.tests.test_engine import _image_ref, _run_in, engine  # noqa: F401 (a fixture)
 from components import cuda
 

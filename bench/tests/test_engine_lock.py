@@ -14,17 +14,9 @@ import re
 
 import pytest
 
-from bench.scenarios import (
-    NS,
-    WORK,
-    bake_plan,
-    ci_config,
-    docker,
-    engine_from_env,
-    ensure_inputs,
-    make_comfyui_standin,
-    prepare,
-)
+from bench.engine import docker, engine_from_env
+from bench.scenarios import bake_plan
+from bench.standin_inputs import NS, WORK, ci_config, ensure_inputs, make_comfyui_standin, prepare
 from components.cuda import TORCH_TRIO
 from components.locks import LOCK_FILE, sections
 from components.project import ROOT

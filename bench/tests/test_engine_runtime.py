@@ -17,17 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.scenarios import (
-    NS,
-    Engine,
-    bake_plan,
-    ci_config,
-    docker,
-    engine_from_env,
-    ensure_inputs,
-    make_wheel,
-    prepare,
-)
+from bench.engine import Engine, docker, engine_from_env
+from bench.scenarios import bake_plan
+from bench.standin_inputs import NS, ci_config, ensure_inputs, make_wheel, prepare
 from tools.offline import run_program
 from tools.plan import to_plan
 

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from bench.payloads import add_payload, fill_torch_indexes
-from bench.scenarios import make_torch_index
+from bench.standin_inputs import make_torch_index
 
 PINS = {"torch": "2.8.0", "torchvision": "0.23.0", "torchaudio": "2.8.0"}
 

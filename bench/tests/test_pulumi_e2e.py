@@ -27,14 +27,9 @@ import pytest
 import yaml
 
 from bench.deployment import Deployment
-from bench.scenarios import (
-    NS,
-    Engine,
-    ci_config,
-    engine_from_env,
-    push_base_standin,
-    relock,
-)
+from bench.engine import Engine, engine_from_env
+from bench.scenarios import relock
+from bench.standin_inputs import NS, ci_config, push_base_standin
 from bench.standins import make_standins
 from bench.tests.conftest import engine_missing
 from components.catalog import TARGETS

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bench.deployment import Deployment
-from bench.scenarios import NS, Engine, ci_config
+from bench.engine import Engine
+from bench.standin_inputs import NS, ci_config
 from bench.standins import make_standins
 from bench.tests.test_pulumi_e2e import _images_in_state, _manifest_digest, engine  # noqa: F401
 from components.catalog import TARGETS

@@ -12,7 +12,7 @@ from bench import scenarios
 from components import locks
 from components.errors import SettingsError
 from components.project import ROOT
-from tests.test_dockerfiles import core_target
+from tests.dockerfile_model import core_target
 from tests.test_lock import COMPILED, Recorder
 from tests.test_pins import own_inputs
 from tools.offline import load_stack_config, run_program

@@ -1,4 +1,4 @@
-"""The stand-in ComfyUI (bench.scenarios.STANDIN_MAIN) and the image's healthcheck, on this host.
+"""The stand-in ComfyUI (bench.standin_inputs.STANDIN_MAIN) and the healthcheck, on this host.
 
 The engine tests trust the stand-in to behave like ComfyUI where the image relies on it;
 this checks those points without an engine, and the healthcheck script against it.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scenarios import make_comfyui_standin
+from bench.standin_inputs import make_comfyui_standin
 from components.catalog import DOCKERFILES_DIR
 from components.project import ROOT
 
