@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,10 @@ def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
     argv += ["--platform", config.get(f"{NS}:platform", "linux/amd64")]
     argv += [arg for name in TORCH_TRIO for arg in (f"--{name}", v[name])]
     argv += ["--output-dir", str(WORK / "locks" / "comfyui")]
+    # A week's cooldown: the build's pip reads the index through the machine's mirror, which
+    # may not list a release uploaded hours ago that uv already sees.
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resolver = resolver or lock.uv_resolver(exclude_newer=week_ago)
     if lock.main(argv, resolver=resolver) != 0:
         raise RuntimeError(f"could not lock the stand-in for {v}")
     where = {**s, "comfyuiLock": str(WORK / "locks" / "comfyui" / "{version}")}

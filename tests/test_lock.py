@@ -174,6 +174,11 @@ def test_uv_is_asked_for_the_stack_python_and_platform_on_pips_index(
     assert seen["cwd"] == tmp_path
     assert isinstance(seen["env"], dict)
     assert seen["env"]["SSL_CERT_FILE"] == "/ca.pem"
+    assert not any(flag.startswith("--exclude-newer") for flag in command), "none unless asked"
+    lock.uv_resolver(env, exclude_newer="2026-11-28T00:00:00Z")(
+        tmp_path, ["requirements.txt"], [], arm
+    )
+    assert "--exclude-newer=2026-11-28T00:00:00Z" in seen["command"]
 
 
 def git(repo: Path, *args: str) -> None:

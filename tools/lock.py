@@ -103,8 +103,13 @@ def index_settings(env: Mapping[str, str]) -> dict[str, str]:
     return {"index-url": pip.get("index-url") or pip_default_index(), "cert": pip.get("cert", "")}
 
 
-def uv_resolver(env: Mapping[str, str] | None = None) -> Resolver:
-    """``uv pip compile`` for one Python and platform, on pip's index, ignoring uv config."""
+def uv_resolver(
+    env: Mapping[str, str] | None = None, *, exclude_newer: str | None = None
+) -> Resolver:
+    """``uv pip compile`` for one Python and platform, on pip's index, ignoring uv config.
+
+    ``exclude_newer`` (an RFC 3339 time) leaves out what was uploaded after it, for locks
+    that must resolve the same on every mirror of the index (a mirror may lag a day)."""
     environ = dict(os.environ if env is None else env)
 
     def resolve(
@@ -123,6 +128,7 @@ def uv_resolver(env: Mapping[str, str] | None = None) -> Resolver:
             f"--python-version={i.python}",
             f"--python-platform={UV_PLATFORMS[i.platform]}",
             f"--index-url={index['index-url']}",
+            *([f"--exclude-newer={exclude_newer}"] if exclude_newer else []),
             *(f"--constraint={c}" for c in constraints),
             *requirements,
         ]
