@@ -8,7 +8,6 @@ torchvision, a failing source named, the stack file untouched or rewritten with 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
@@ -25,11 +24,13 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from components.cuda import TORCH_TRIO
+from components.indexes import RECORDS
 from components.project import ROOT
 from tools import pip_config, releases, upstream
 from tools.lock import LockError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
+PYTORCH = "https://download.pytorch.org/whl/"
 INDEX = "https://index.test/simple"
 GITHUB_RELEASES = f"{upstream.GITHUB_API}/repos/{upstream.COMFYUI_REPOSITORY}/releases"
 NEWEST = {
@@ -67,10 +68,15 @@ class Answers:
             assert headers["Accept"] == "application/vnd.github+json"
             return json.dumps(self.github).encode()
         if url.startswith(INDEX + "/"):
-            assert headers["Accept"] == upstream.SIMPLE_JSON
+            assert headers["Accept"].startswith(upstream.SIMPLE_JSON)
             name = url.removeprefix(INDEX + "/").strip("/")
             if name in self.simple:
                 return json.dumps(self.simple[name]).encode()
+        if url.startswith(PYTORCH):
+            # A line's own index, as recorded (PEP 503 HTML, what PyTorch's index serves).
+            page = RECORDS.joinpath(*url.removeprefix("https://").strip("/").split("/"))
+            if (page / "index.html").is_file():
+                return (page / "index.html").read_bytes()
         filename = url.rsplit("/", 1)[-1]
         if url.startswith("https://index.test/packages/") and filename in self.files:
             return self.files[filename]
@@ -444,9 +450,16 @@ def test_github_error_answer_is_named(
     assert "API rate limit exceeded" in err
 
 
-def test_cuda_line_overrides_are_reported_and_left_alone(
+def lines_of(path: Path) -> dict[str, dict[str, str]]:
+    return dict(yaml.safe_load(path.read_text())["config"]["comfyui-images:cudaLines"])
+
+
+def test_a_line_with_its_own_trio_is_proposed_the_newest_its_own_index_carries(
     prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """cu126 pins 2.9.1: its recorded index carries up to 2.14.1, but the newest torch that a
+    torchvision and a torchaudio on it accept is 2.10.0 (torchaudio 2.11.0 declares no torch
+    requirement, which accepts none). Its other keys stay; cu130 follows the stack."""
     document = yaml.safe_load(prod.read_text())
     document["config"]["comfyui-images:cudaLines"] = {
         "cu130": {"cuda": "13.0.2"},
@@ -459,17 +472,91 @@ def test_cuda_line_overrides_are_reported_and_left_alone(
         },
     }
     prod.write_text(yaml.safe_dump(document, sort_keys=False))
-    lines_before = copy.deepcopy(document["config"]["comfyui-images:cudaLines"])
     code, out, _ = run(prod, answers, "--write", capsys=capsys)
     assert code == releases.EXIT_BUMPS
     assert (
-        "- `cu126` (CUDA 12.6.3) overrides `torch` 2.9.1, `torchvision` 0.24.1, `torchaudio` "
-        "2.9.1: left as they are"
+        "| `cu126` | https://download.pytorch.org/whl/cu126 | 2.9.1 / 0.24.1 / 2.9.1 (its own) | "
+        "2.10.0 / 0.25.0 / 2.10.0 | **2.10.0 / 0.25.0 / 2.10.0** under the line |"
     ) in out
-    assert "- `cu130` (CUDA 13.0.2) follows `versions` for torch (bumped with it)." in out
-    after = yaml.safe_load(prod.read_text())["config"]
-    assert after["comfyui-images:cudaLines"] == lines_before
-    assert after["comfyui-images:versions"]["torch"] == "2.15.0"
+    assert "| `cu130` | https://download.pytorch.org/whl/cu130 |" in out
+    assert "follows `versions` (bumped with it) |" in out
+    assert "`cudaLines.cu126` → torch 2.10.0" in out
+    assert lines_of(prod)["cu126"] == {
+        "cuda": "12.6.3",
+        "torch": "2.10.0",
+        "torchvision": "0.25.0",
+        "torchaudio": "2.10.0",
+        "cudaArchList": "8.0;8.6",
+    }
+    assert lines_of(prod)["cu130"] == {"cuda": "13.0.2"}
+    assert pins(prod)["torch"] == "2.15.0"
+
+
+def test_a_line_whose_index_dropped_it_stays_on_its_last_pins_and_says_why(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recorded cu126 index has no torch 2.15.0 (PyTorch dropped the line at 2.15). A
+    cu126 line that follows versions must not move to it: it gets its own trio, the newest
+    its index carries, and the body says why."""
+    document = yaml.safe_load(prod.read_text())
+    document["config"]["comfyui-images:cudaLines"]["cu126"] = {"cuda": "12.6.3"}
+    prod.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run(prod, answers, "--write", capsys=capsys)
+    assert code == releases.EXIT_BUMPS
+    assert pins(prod)["torch"] == "2.15.0", "the stack still moves: its other builds carry it"
+    assert lines_of(prod)["cu126"] == {
+        "cuda": "12.6.3",
+        "torch": "2.10.0",
+        "torchvision": "0.25.0",
+        "torchaudio": "2.10.0",
+    }
+    assert (
+        "- `cu126`: https://download.pytorch.org/whl/cu126 publishes no torch 2.15.0 trio for "
+        "Python 3.12 on x86_64: the line stays on the newest trio it carries, torch 2.10.0, "
+        "now pinned under the line."
+    ) in out
+    assert "follows `versions` (bumped with it)" in out
+    assert "`cudaLines.cu130`" not in out, "the line whose index carries the trio follows it"
+
+
+def test_a_line_already_on_its_last_pins_stays_and_the_body_says_so(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prod as committed: cu126 pins 2.14.1, and its index carries nothing newer that fits."""
+    before = lines_of(prod)
+    code, out, _ = run(prod, answers, "--write", capsys=capsys)
+    assert code == releases.EXIT_BUMPS  # the stack's own pins are behind (BEHIND)
+    assert (
+        "- `cu126`: its index carries nothing newer than torch 2.14.1 (the stack's torch is "
+        "2.15.0); the line stays on its pins."
+    ) in out
+    assert lines_of(prod) == before
+
+
+def test_the_builds_that_cannot_pin_their_own_hold_the_stack_to_what_their_index_carries(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """core-cpu installs from /whl/cpu and has no line to pin on: with 2.15.0 missing there,
+    the stack's trio stops at 2.14.1 although pip's index has 2.15.0."""
+    page = RECORDS / "download.pytorch.org" / "whl" / "cpu" / "torch" / "index.html"
+    kept = [
+        line for line in page.read_text().splitlines(keepends=True) if "torch-2.15.0" not in line
+    ]
+    answers.raw[f"{PYTORCH}cpu/torch/"] = "".join(kept).encode()
+    code, out, _ = run(prod, answers, capsys=capsys)
+    assert code == releases.EXIT_BUMPS
+    assert "| `torch` | 2.8.0 | **2.14.1** |" in out
+    assert "| `torchvision` | 0.23.0 | **0.29.2** |" in out
+
+
+def test_a_line_index_that_fails_is_named(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers.fail["/whl/cu130/torchvision/"] = upstream.FetchError("HTTP 503 from there")
+    code, _, err = run(prod, answers, capsys=capsys)
+    assert code == releases.EXIT_ERROR
+    assert "torch index of line cu130 (https://download.pytorch.org/whl/cu130) (torchvision)" in err
+    assert "HTTP 503" in err
 
 
 def test_an_unknown_stack_is_an_error_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:

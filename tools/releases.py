@@ -14,12 +14,15 @@ Sources (read by ``tools/upstream.py``), each named in any error it causes:
   a torch requirement does not count as accepting one: that is a packaging slip, not a promise.
 
 Versions compare with ``packaging``; prereleases, dev releases and fully yanked releases are
-never proposed, and a proposal is never older than the pin. Per-line overrides under
-``comfyui-images:cudaLines`` are reported and left alone: a line's wheels come from that line's
-own PyTorch index, which this tool does not read. A pin the stack file does not set (it uses
-the default of ``components/settings.py``) is reported but never written: ``--write`` only
-rewrites values present in the file, with ruamel.yaml round-trip, so comments, quoting and
-layout stay as they were.
+never proposed, and a proposal is never older than the pin. Each CUDA line is then read on
+its own torch index (``tools/line_tracking.py``): a line with its own trio is proposed the
+newest that index carries, a line that follows ``versions`` gets its own trio where its
+index does not carry the stack's new one, and the builds that cannot pin their own (the CPU
+ones, every build of a stack without ``cudaLines``) hold the stack's trio to what their
+index carries. A pin the stack file does not set (it uses the default of
+``components/settings.py``) is reported but never written: ``--write`` only rewrites values
+present in the file (and a line's trio, under ``cudaLines.<line>``), with ruamel.yaml
+round-trip, so comments, quoting and layout stay as they were.
 
 Exit codes: 0 every pin is current; 10 newer releases found (written with ``--write``);
 1 a source or the stack file failed (the message names which); 2 bad command line.
@@ -51,6 +54,7 @@ from components.locks import HEADER_PINS
 from components.matrix import Build, builds
 from components.project import NAMESPACE, ROOT
 from components.settings import StackSettings, Versions
+from tools.line_tracking import Indexes, LineCheck, binding_releases, check_lines, render_lines
 from tools.lock import LockError
 from tools.pip_config import pip_default_index, pip_settings
 from tools.upstream import (
@@ -85,6 +89,16 @@ def _yaml() -> YAML:
     return rt
 
 
+def _styled(old: Any, value: str) -> Any:
+    """``value`` quoted as ``old`` was, or double-quoted where YAML would not read it as
+    text (``2.10`` would be a number)."""
+    if isinstance(old, DoubleQuotedScalarString | SingleQuotedScalarString):
+        return type(old)(value)
+    if not isinstance(_yaml().load(value), str):
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 @dataclass(frozen=True)
 class StackFile:
     path: Path
@@ -116,18 +130,21 @@ class StackFile:
         lines = self.config.get(LINES_KEY) or {}
         return {str(n): {str(k): str(v) for k, v in (o or {}).items()} for n, o in lines.items()}
 
-    def write_pins(self, new: Mapping[str, str]) -> None:
+    def write_pins(
+        self,
+        new: Mapping[str, str],
+        lines: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         """Replace pin values in place, keeping each value's quoting (or quoting a value that
-        YAML would read as something other than a string)."""
-        versions = self.config[VERSIONS_KEY]
+        YAML would read as something other than a string); ``lines`` sets pins under
+        ``cudaLines.<line>``, after the line's other keys when they are new."""
+        versions = self.config.get(VERSIONS_KEY)
         for name, value in new.items():
-            old = versions[name]
-            styled: Any = value
-            if isinstance(old, DoubleQuotedScalarString | SingleQuotedScalarString):
-                styled = type(old)(value)
-            elif not isinstance(_yaml().load(value), str):
-                styled = DoubleQuotedScalarString(value)
-            versions[name] = styled
+            versions[name] = _styled(versions[name], value)
+        for line, pins in (lines or {}).items():
+            spec = self.config[LINES_KEY][line]
+            for name, value in pins.items():
+                spec[name] = _styled(spec.get(name), value)
         buffer = io.StringIO()
         _yaml().dump(self.document, buffer)
         self.path.write_text(buffer.getvalue(), encoding="utf-8")
@@ -153,15 +170,26 @@ class StackFile:
 # --- what rebuilds ----------------------------------------------------------------------------
 
 
-def rebuilt_targets(settings: StackSettings, bumps: Mapping[str, str]) -> dict[str, list[str]]:
+def rebuilt_targets(
+    settings: StackSettings,
+    bumps: Mapping[str, str],
+    line_bumps: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, list[str]]:
     """Builds of the stack a bump rebuilds: ``{"direct": [...], "descendants": [...]}``.
 
     Direct: a build's own build args or source contexts (``components/catalog.py``, resolved
     per CUDA line by ``components/matrix.py``) differ after the bump; a line that overrides
-    a bumped torch pin keeps its own. Descendants: builds with a direct one among their
+    a bumped torch pin keeps its own; ``line_bumps`` are pins written under a line.
+    Descendants: builds with a direct one among their
     ancestors, rebuilt through the parent's new digest.
     """
-    bumped = settings.model_copy(update={"versions": settings.versions.model_copy(update=bumps)})
+    update: dict[str, Any] = {"versions": settings.versions.model_copy(update=bumps)}
+    if line_bumps:
+        update["cudaLines"] = {
+            name: line.model_copy(update=dict(line_bumps.get(name, {})))
+            for name, line in settings.cudaLines.items()
+        }
+    bumped = settings.model_copy(update=update)
     before, after = builds(settings), builds(bumped)
 
     def own(build: Build) -> tuple[Mapping[str, str], Mapping[str, str]]:
@@ -190,8 +218,13 @@ class Report:
     unwritable: list[str]
     notes: list[str]
     rebuilds: dict[str, list[str]]
-    lines: dict[str, dict[str, str]]
+    lines: list[LineCheck]
     written: bool = False
+
+    @property
+    def line_bumps(self) -> dict[str, dict[str, str]]:
+        """The pins to write under each line (``cudaLines.<line>.torch``, ...)."""
+        return {c.line: c.write for c in self.lines if c.write}
 
 
 def check(
@@ -217,17 +250,18 @@ def check(
         raise SourceError(index.source("comfy-cli"), "no final release")
     newest["comfyCli"] = (str(max(cli)), index.source("comfy-cli"))
 
+    python, machine = settings.versions.python, MACHINES[settings.platform]
+    indexes = Indexes(fetch, python, machine)
+
+    def fits(package: str, release: Version, torch: Version) -> bool:
+        return accepts(index.requires(package, release), torch, python, machine)
+
     pinned_trio = _trio(pins)
     if pinned_trio is None:
         notes.append("the torch pins are not versions; the torch trio was not compared")
     else:
-        available = {name: list(index.releases(name)) for name in TORCH_TRIO}
-
-        python, machine = settings.versions.python, MACHINES[settings.platform]
-
-        def fits(package: str, release: Version, torch: Version) -> bool:
-            return accepts(index.requires(package, release), torch, python, machine)
-
+        offered = {name: list(index.releases(name)) for name in TORCH_TRIO}
+        available = binding_releases(settings, indexes, offered)
         trio = choose_trio(pinned_trio, available, fits)
         for name in TORCH_TRIO:
             newest[name] = (str(getattr(trio, name)), index.source(name))
@@ -247,6 +281,11 @@ def check(
         if newer:
             bumps[name] = value
     unwritable = [name for name in bumps if name not in in_file]
+    after = {**pins, **{n: v for n, v in bumps.items() if n not in unwritable}}
+    line_checks = (
+        check_lines(settings, stack_file.lines(), after, indexes, fits) if pinned_trio else []
+    )
+    line_bumps = {c.line: c.write for c in line_checks if c.write}
     return Report(
         stack=stack,
         path=stack_file.path,
@@ -254,8 +293,8 @@ def check(
         bumps=bumps,
         unwritable=unwritable,
         notes=notes,
-        rebuilds=rebuilt_targets(settings, bumps) if bumps else {"direct": [], "descendants": []},
-        lines=stack_file.lines(),
+        rebuilds=rebuilt_targets(settings, bumps, line_bumps),
+        lines=line_checks,
     )
 
 
@@ -294,9 +333,14 @@ def render(report: Report) -> str:
         ),
         "",
     ]
-    if report.bumps:
-        bumped = ", ".join(f"`{p}` {_old(report, p)} → {v}" for p, v in report.bumps.items())
-        lines.append(f"Bumps: {bumped}.")
+    changes = report.bumps or report.line_bumps
+    if changes:
+        bumped = [f"`{p}` {_old(report, p)} → {v}" for p, v in report.bumps.items()]
+        bumped += [
+            f"`cudaLines.{line}` → torch {pins['torch']}"
+            for line, pins in report.line_bumps.items()
+        ]
+        lines.append(f"Bumps: {', '.join(bumped)}.")
         direct = ", ".join(f"`{t}`" for t in report.rebuilds["direct"]) or "none"
         lines.append(f"Rebuilds: {direct} (their build args or sources change)")
         if report.rebuilds["descendants"]:
@@ -305,7 +349,7 @@ def render(report: Report) -> str:
         lines[-1] += "."
     else:
         lines.append("Every tracked pin is current.")
-    lines += _render_lines(report)
+    lines += render_lines(report.lines, bool(set(report.bumps) & set(TORCH_TRIO)))
     for note in report.notes:
         lines += ["", f"Note: {note}."]
     if report.unwritable:
@@ -315,34 +359,12 @@ def render(report: Report) -> str:
             f"Not written: {names} (the stack file does not set them and uses the default "
             "of components/settings.py; add them to `comfyui-images:versions` to pin them).",
         ]
-    if report.bumps:
+    if changes:
         if report.written:
             lines += ["", f"Written to `{shown}`."]
         else:
             lines += ["", "Run with `--write` to update the stack file."]
     return "\n".join(lines) + "\n"
-
-
-def _render_lines(report: Report) -> list[str]:
-    """Per CUDA line: its own torch overrides (left alone, and why) or that it follows
-    ``versions``."""
-    if not report.lines:
-        return []
-    lines = ["", "CUDA lines (`comfyui-images:cudaLines`):", ""]
-    for name, line in report.lines.items():
-        trio = {k: v for k, v in line.items() if k in TORCH_TRIO}
-        cuda = line.get("cuda", "?")
-        if trio:
-            pinned = ", ".join(f"`{k}` {v}" for k, v in trio.items())
-            lines.append(
-                f"- `{name}` (CUDA {cuda}) overrides {pinned}: left as they are; a line's "
-                "wheels come from its own PyTorch index, which this tool does not read. Bump "
-                "them by hand if that index has the newer trio."
-            )
-        else:
-            follows = " (bumped with it)" if set(report.bumps) & set(TORCH_TRIO) else ""
-            lines.append(f"- `{name}` (CUDA {cuda}) follows `versions` for torch{follows}.")
-    return lines
 
 
 def _old(report: Report, pin: str) -> str:
@@ -399,8 +421,8 @@ def main(
         fetcher = fetch or http_fetcher(cafile=pip.get("cert"))
         report = check(stack_file, stack, fetcher, index_url, environ.get("GITHUB_TOKEN"))
         writable = {k: v for k, v in report.bumps.items() if k not in report.unwritable}
-        if args.write and writable:
-            stack_file.write_pins(writable)
+        if args.write and (writable or report.line_bumps):
+            stack_file.write_pins(writable, report.line_bumps)
             report.written = True
             if args.lock and set(writable) & NEEDS_NEW_LOCK:
                 locked = relock(StackFile.read(path).settings(), stack)
@@ -415,7 +437,7 @@ def main(
         )
         return EXIT_ERROR
     print(render(report), end="")
-    return EXIT_BUMPS if report.bumps else EXIT_CURRENT
+    return EXIT_BUMPS if report.bumps or report.line_bumps else EXIT_CURRENT
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Upstream releases as release tracking reads them: ComfyUI's GitHub releases and a
-package index (PEP 691 JSON simple pages, PEP 658 metadata), with the rule that picks a torch
-trio whose torchvision and torchaudio accept its torch.
+"""Upstream releases as release tracking reads them: ComfyUI's GitHub releases and package
+indexes (PEP 691 JSON or PEP 503 HTML simple pages, PEP 658 metadata), with the rule that
+picks a torch trio whose torchvision and torchaudio accept its torch.
 
 Every fetch goes through a ``Fetcher`` (``http_fetcher`` for real, canned pages in the
 tests); every failure names its source.
@@ -31,6 +31,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
+from pypi_simple import ProjectPage
 
 from components.cuda import TORCH_TRIO
 from components.refs import redact_credentials
@@ -38,6 +39,8 @@ from components.refs import redact_credentials
 COMFYUI_REPOSITORY = "Comfy-Org/ComfyUI"
 GITHUB_API = "https://api.github.com"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+# PyPI answers PEP 691 JSON; PyTorch's indexes answer PEP 503 HTML whatever is asked.
+SIMPLE_ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+")
 # Where a Requires-Dist marker is evaluated: the images are Linux, and the stack's Python.
 _LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "extra": ""}
@@ -97,19 +100,23 @@ class Dist:
     metadata: bool
     size: int
     metadata_sha256: str | None = None
+    # (interpreter, platform) of a wheel's tags: ("cp312", "manylinux_2_28_x86_64").
+    tags: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
 class Index:
-    """A PEP 691 simple index read through a ``Fetcher``; answers are cached per run."""
+    """A simple index (PEP 691 JSON or PEP 503 HTML) read through a ``Fetcher``; answers are
+    cached per run. ``label`` names it in errors: pip's index, or a line's torch index."""
 
     url: str
     fetch: Fetcher
+    label: str = "package index"
     _files: dict[str, list[Dist]] = field(default_factory=dict)
     _requires: dict[str, list[Requirement]] = field(default_factory=dict)
 
     def source(self, project: str) -> str:
-        return f"package index ({project})"
+        return f"{self.label} ({project})"
 
     def files(self, project: str) -> list[Dist]:
         name = canonicalize_name(project)
@@ -117,24 +124,50 @@ class Index:
             return self._files[name]
         page = f"{self.url.rstrip('/')}/{name}/"
         try:
-            raw = self.fetch(page, {"Accept": SIMPLE_JSON})
+            raw = self.fetch(page, {"Accept": SIMPLE_ACCEPT})
         except FetchError as err:
             raise SourceError(self.source(project), str(err)) from None
-        try:
-            document = json.loads(raw)
-            api = str(document["meta"]["api-version"])
-            entries = document["files"]
-        except (ValueError, KeyError, TypeError):
+        entries = self._json_entries(project, raw)
+        if entries is None:
+            entries = _html_entries(name, raw, page)
+        if entries is None:
             raise SourceError(
                 self.source(project),
-                f"{page} is not a PEP 691 JSON project page (the index must answer "
-                f"Accept: {SIMPLE_JSON})",
-            ) from None
-        if not api.startswith("1."):
-            raise SourceError(self.source(project), f"unsupported simple API version {api}")
+                f"{page} is neither a PEP 691 JSON nor a PEP 503 HTML project page",
+            )
         dists = [d for e in entries if (d := _dist(name, page, e)) is not None]
         self._files[name] = dists
         return dists
+
+    def _json_entries(self, project: str, raw: bytes) -> list[Mapping[str, Any]] | None:
+        try:
+            document = json.loads(raw)
+            api = str(document["meta"]["api-version"])
+            entries = list(document["files"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not api.startswith("1."):
+            raise SourceError(self.source(project), f"unsupported simple API version {api}")
+        return entries
+
+    def carried(self, project: str, python: str, machine: str) -> list[Version]:
+        """Final releases with a wheel for ``python`` on ``machine`` (a manylinux or pure
+        wheel), public versions (a local label like ``+cu126`` dropped), oldest first."""
+        digits = python.replace(".", "")
+        return sorted(
+            version
+            for version, dists in self.releases(project).items()
+            if any(
+                d.wheel
+                and not d.yanked
+                and any(
+                    interpreter in (f"cp{digits}", f"py{digits}", "py3")
+                    and (platform == "any" or platform.endswith("_" + machine))
+                    for interpreter, platform in d.tags
+                )
+                for d in dists
+            )
+        )
 
     def releases(self, project: str) -> dict[Version, list[Dist]]:
         """Final releases (no pre or dev releases, not fully yanked), keyed by version."""
@@ -177,8 +210,10 @@ class Index:
 def _dist(project: str, page: str, entry: Mapping[str, Any]) -> Dist | None:
     filename = str(entry.get("filename", ""))
     try:
+        tags: frozenset[tuple[str, str]] = frozenset()
         if filename.endswith(".whl"):
-            name, version, *_ = parse_wheel_filename(filename)
+            name, version, _, wheel_tags = parse_wheel_filename(filename)
+            tags = frozenset((tag.interpreter, tag.platform) for tag in wheel_tags)
             wheel = True
         else:
             name, version = parse_sdist_filename(filename)
@@ -198,7 +233,25 @@ def _dist(project: str, page: str, entry: Mapping[str, Any]) -> Dist | None:
         metadata=bool(metadata),
         size=int(entry.get("size") or 0),
         metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
+        tags=tags,
     )
+
+
+def _html_entries(project: str, raw: bytes, page: str) -> list[Mapping[str, Any]] | None:
+    """A PEP 503 page's links as PEP 691 file entries (None: not such a page)."""
+    if b"<a" not in raw.lower():
+        return None
+    parsed = ProjectPage.from_html(project, raw, base_url=page)
+    return [
+        {
+            "filename": package.filename,
+            "url": package.url,
+            "yanked": package.is_yanked,
+            "core-metadata": (package.metadata_digests or True if package.has_metadata else False),
+            "size": package.size or 0,
+        }
+        for package in parsed.packages
+    ]
 
 
 def _wheel_metadata(data: bytes, filename: str) -> str:
