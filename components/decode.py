@@ -34,17 +34,26 @@ def _is_structured(annotation: Any) -> bool:
     )
 
 
-# The shape of each key's value, read from the model: a new key needs no list kept here.
-_JSON_KEYS = {
-    name
-    for name, field in StackSettings.model_fields.items()
-    if name not in _PRESENCE_FLAGS and _is_structured(field.annotation)
-}
-_BOOL_KEYS = {
-    name
-    for name, field in StackSettings.model_fields.items()
-    if name not in _PRESENCE_FLAGS and field.annotation is bool
-}
+# The shape of each key's value, read from the model when a value is decoded: a new key
+# needs no list kept here.
+def json_keys() -> frozenset[str]:
+    """Keys whose values are objects or lists (Pulumi hands them over as JSON text)."""
+    return frozenset(
+        name
+        for name, field in StackSettings.model_fields.items()
+        if name not in _PRESENCE_FLAGS and _is_structured(field.annotation)
+    )
+
+
+def bool_keys() -> frozenset[str]:
+    """Keys whose values are true or false."""
+    return frozenset(
+        name
+        for name, field in StackSettings.model_fields.items()
+        if name not in _PRESENCE_FLAGS and field.annotation is bool
+    )
+
+
 # Keys whose values are secrets; everything else is a plain setting.
 SECRET_KEYS = frozenset({"registryPassword", "githubSecrets"})
 # Secrets of other namespaces this program reads.
@@ -190,12 +199,12 @@ def _decode_one(  # noqa: PLR0911 (one return per kind of key reads as the table
             f"validated or shown in plans; run `pulumi config rm {full}` and "
             f"`pulumi config set {full} <value>` without --secret"
         ), {}
-    if name in _JSON_KEYS:
+    if name in json_keys():
         try:
             return None, {name: json.loads(text)}
         except json.JSONDecodeError:
             return f"{full}: must be a YAML mapping or list (got {shown(text)})", {}
-    if name in _BOOL_KEYS:
+    if name in bool_keys():
         if text not in ("true", "false"):
             return f"{full}: must be true or false (got {shown(text)})", {}
         return None, {name: text == "true"}

@@ -19,7 +19,7 @@ import yaml
 
 from components.config import validate
 from components.decode import decode_config, parse_settings
-from components.errors import SettingsError
+from components.errors import SettingsError, invalid_configuration
 from components.project import ROOT
 from tests.conftest import NS, Evaluate, with_overrides
 from tools.offline import Recording, run_stack
@@ -561,3 +561,10 @@ def test_valid_pins_still_parse() -> None:
         )
     )
     assert settings.versions.comfyui == "a" * 40
+
+
+def test_the_one_error_header_names_the_kind_of_problem_and_indents_each_line() -> None:
+    assert str(invalid_configuration(["a", "b"], "two targets would write the same place")) == (
+        "invalid stack configuration: two targets would write the same place:\n  a\n  b"
+    )
+    assert str(invalid_configuration(["a"])) == "invalid stack configuration:\n  a"

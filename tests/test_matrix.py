@@ -23,7 +23,7 @@ from components.written import Written, collisions, written_by
 from tests.conftest import NS, Evaluate, with_overrides
 from tests.test_hostile import refused
 from tests.test_pins import own_inputs
-from tools.offline import unwrap
+from tools.offline import fake_digest, unwrap
 
 # As in prod: cu126's index stopped at torch 2.14.1 (locks/indexes), so the line pins its own.
 CU126_TRIO = {"torch": "2.14.1", "torchvision": "0.29.1", "torchaudio": "2.11.0"}
@@ -136,7 +136,8 @@ def test_every_image_is_declared_from_its_planned_build(
     first, moving second), cache entries, build args and parents, build by build."""
     config = stack_config(stack_name)
     planned = plan(_settings(config), stack_name)
-    images = evaluate(config, stack=stack_name).images()
+    recording = evaluate(config, stack=stack_name)
+    images = recording.images()
     assert set(images) == set(planned)
     for name, build in planned.items():
         inputs = unwrap(images[name].inputs)
@@ -147,6 +148,21 @@ def test_every_image_is_declared_from_its_planned_build(
         assert args.items() <= inputs["buildArgs"].items(), name
         named = (inputs["context"].get("named") or {}).keys()
         assert set(build.parents) <= set(named), name
+        assert inputs["platforms"] == [build.settings.platform], name
+        assert inputs["labels"] == {
+            "org.opencontainers.image.title": name,
+            "org.opencontainers.image.version": build.inputs.version_tag,
+        }
+        assert "secrets" not in inputs or inputs["secrets"] is None, "no caBundle, no secret"
+    # Each ImageTarget component hands on its Image's ref and digest, by those names.
+    targets = [r for r in recording.resources if r.type == "comfyui:images:ImageTarget"]
+    assert {r.name for r in targets} == set(planned)
+    for target in targets:
+        outputs = unwrap(recording.outputs[target.urn])
+        assert set(outputs) == {"ref", "digest"}, target.name
+        digest = fake_digest(f"{target.name}-image")  # what the mocks answer for a push
+        assert outputs["digest"] == digest, target.name
+        assert outputs["ref"] == f"{planned[target.name].tags.version}@{digest}", target.name
 
 
 def test_prod_stack_plans_the_matrix_with_every_ref_unique(

@@ -129,6 +129,9 @@ def test_local_cache_directory_is_one_folder_per_build_under_local_dir(
     image = images(evaluate(config))["core-cpu"]
     assert image["cacheTo"][0]["local"]["dest"] == expected
     assert image["cacheFrom"][0]["local"]["src"] == expected
+    # Like every other cache export: the configured mode, and an outage never fails a build.
+    assert image["cacheTo"][0]["local"]["mode"] == "max"
+    assert image["cacheTo"][0]["local"]["ignoreError"] is True
 
 
 def test_collisions_refuse_two_builds_sharing_a_gha_scope_or_local_directory() -> None:

@@ -236,4 +236,5 @@ def test_every_structured_setting_is_decoded_from_json() -> None:
                 isinstance(origin, type) and issubclass(origin, BaseModel)
             ):
                 structured.add(name)
-    assert structured == decode._JSON_KEYS
+    assert structured == decode.json_keys()
+    assert decode.bool_keys() == {"push", "buildOnPreview", "requireLock"}
