@@ -225,10 +225,32 @@ def test_stack_lock_is_written_per_comfyui_version(tmp_path: Path) -> None:
     one = (tmp_path / "v0.8.1" / "constraints.txt").read_text()
     two = (tmp_path / "v0.8.2" / "constraints.txt").read_text()
     assert one == two  # same stand-in requirements: same lock, no version inside
-    assert locks.header(one)["python"] == "3.11"
+    assert locks.header(one)["python"] == "3.13"
 
 
 def test_explicit_inputs_are_all_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         lock.main(["--comfyui-src", "x", "--comfyui", "v1"])
     assert "--comfy-cli" in capsys.readouterr().err
+
+
+def test_exclude_newer_reaches_uv_for_a_lock_every_mirror_can_serve(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`scripts/lock --exclude-newer TIME` asks uv to leave out what the index got later."""
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        if command[1:4] == ["-m", "pip", "config"]:
+            return subprocess.CompletedProcess(command, 0, "", "")
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, COMPILED, "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://index.invalid/simple")
+    comfyui_source(tmp_path / "src-v0.8.1")
+    args = ["--stack", "ci", "--comfyui", "v0.8.1", "--output-dir", str(tmp_path / "out")]
+    args += ["--comfyui-src", str(tmp_path / "src-{version}")]
+    assert lock.main([*args, "--exclude-newer", "2026-11-28T00:00:00Z"]) == 0
+    assert commands, "uv was never asked"
+    assert all("--exclude-newer=2026-11-28T00:00:00Z" in c for c in commands)

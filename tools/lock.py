@@ -346,6 +346,12 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
     for name in TORCH_TRIO:
         parser.add_argument(f"--{name}")
     parser.add_argument("--output-dir", type=Path, default=ROOT / LOCKS_DIR)
+    parser.add_argument(
+        "--exclude-newer",
+        metavar="TIME",
+        help="leave out what the index got after TIME (RFC 3339, e.g. 2026-11-28T00:00:00Z): "
+        "a lock every mirror of the index can serve, and the same lock again later",
+    )
     args = parser.parse_args(argv)
     try:
         if args.stack:
@@ -365,7 +371,8 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
             )
             source = args.comfyui_src
         files = read_source(source, inputs.comfyui)
-        text = make_lock(inputs, files, resolver or uv_resolver(), args.stack)
+        resolve = resolver or uv_resolver(exclude_newer=args.exclude_newer)
+        text = make_lock(inputs, files, resolve, args.stack)
     except LockError as err:
         print(f"lock: {err}", file=sys.stderr)
         return 1
