@@ -21,6 +21,7 @@ from components.image import VERSION_LABEL
 from tools.offline import (
     SECRET_PLACEHOLDER,
     Recording,
+    close_event_loop,
     pushes,
     redact,
     redact_image_inputs,
@@ -235,4 +236,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    close_event_loop()
+    sys.exit(code)
