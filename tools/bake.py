@@ -23,7 +23,7 @@ from typing import Any
 from components.errors import SettingsError
 from components.graph import GraphError
 from components.project import ROOT
-from tools.offline import close_event_loop, pushes, run_stack
+from tools.offline import pushes, run_stack
 from tools.plan import DOCKER_IMAGE, cache_entry_to_string, to_plan
 
 
@@ -122,6 +122,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    close_event_loop()
-    sys.exit(code)
+    sys.exit(main())

@@ -10,7 +10,6 @@ is still marked secret, so it reaches the program exactly as a secret would.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -313,15 +312,6 @@ def run_program(
         pulumi.runtime.set_all_config({}, [])
         runtime_settings.reset_options()
     return recording
-
-
-def close_event_loop() -> None:
-    """Close the loop the SDK leaves current, before a command exits: collected at
-    interpreter exit instead, after its sockets, it prints a traceback."""
-    with contextlib.suppress(RuntimeError):
-        loop = asyncio.get_event_loop()
-        if not loop.is_running():
-            loop.close()
 
 
 def run_stack(stack: str, *, preview: bool = False, into: Recording | None = None) -> Recording:

@@ -21,7 +21,6 @@ from components.image import VERSION_LABEL
 from tools.offline import (
     SECRET_PLACEHOLDER,
     Recording,
-    close_event_loop,
     pushes,
     redact,
     redact_image_inputs,
@@ -236,6 +235,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    close_event_loop()
-    sys.exit(code)
+    sys.exit(main())
