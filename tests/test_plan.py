@@ -18,9 +18,9 @@ from tests.conftest import Evaluate, with_overrides
 from tools import offline, plan
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", offline.stack_names())
 def test_readme_command_prints_every_target(stack: str) -> None:
-    """`scripts/plan --stack <name>` exactly as the README shows it."""
+    """`scripts/plan --stack <name>` exactly as the README shows it, for every stack file."""
     result = subprocess.run(
         ["scripts/plan", "--stack", stack],
         cwd=ROOT,
