@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import config
 from components.config import validate
 from components.decode import decode_config, parse_settings
 from components.errors import SettingsError, invalid_configuration
@@ -568,3 +569,16 @@ def test_the_one_error_header_names_the_kind_of_problem_and_indents_each_line() 
         "invalid stack configuration: two targets would write the same place:\n  a\n  b"
     )
     assert str(invalid_configuration(["a"])) == "invalid stack configuration:\n  a"
+
+
+def test_secret_keys_the_cli_hands_over_in_the_environment_are_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real CLI passes config and its secret keys in PULUMI_CONFIG and
+    PULUMI_CONFIG_SECRET_KEYS: both reach validation, so a plain key stored with --secret
+    is refused there too."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({f"{NS}:push": "true"}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps([f"{NS}:push"]))
+    values, secret = config.current_config()
+    assert values[f"{NS}:push"] == "true"
+    assert secret == {f"{NS}:push"}

@@ -160,3 +160,19 @@ def test_a_release_one_index_skipped_is_missing_not_newer() -> None:
     settings = settings_of(prod_with_cu126(torch="2.15.0"))
     assert any("cudaLines.cu126.torch is '2.15.0'" in p for p in indexes.pin_problems(settings))
     assert indexes.pin_warnings(settings) == []
+
+
+def test_an_unrecorded_mirror_is_skipped_and_the_recorded_indexes_still_warn() -> None:
+    """The CUDA lines install from a mirror with no record (left to their builds' own check);
+    core-cpu's recorded index still warns about a pin newer than its records."""
+    newest = indexes.newest_recorded("torch")
+    assert newest is not None
+    later = f"{newest.major}.{newest.minor + 1}.0"
+    config = load_stack_config("prod")
+    config[f"{NS}:versions"] = {**config[f"{NS}:versions"], "torch": later}
+    config[f"{NS}:sources"] = {"torchIndexCuda": "https://mirror.example.test/whl/{line}"}
+    settings = settings_of(config)
+    uses = [u for u in indexes.pin_uses(settings) if u.project == "torch"]
+    assert uses[0].index.startswith("https://mirror.example.test/"), "the mirror comes first"
+    [warning] = indexes.pin_warnings(settings)
+    assert warning.startswith(f"comfyui-images:versions.torch is '{later}', newer than every")
