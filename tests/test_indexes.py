@@ -176,3 +176,10 @@ def test_an_unrecorded_mirror_is_skipped_and_the_recorded_indexes_still_warn() -
     assert uses[0].index.startswith("https://mirror.example.test/"), "the mirror comes first"
     [warning] = indexes.pin_warnings(settings)
     assert warning.startswith(f"comfyui-images:versions.torch is '{later}', newer than every")
+
+
+def test_a_pure_python_wheel_is_installable_on_every_platform() -> None:
+    assert indexes._installable(frozenset({("py3", "any")}), "3.12", "aarch64")
+    assert indexes._installable(frozenset({("cp312", "manylinux_2_28_x86_64")}), "3.12", "x86_64")
+    assert not indexes._installable(frozenset({("cp312", "win_amd64")}), "3.12", "x86_64")
+    assert not indexes._installable(frozenset({("cp311", "any")}), "3.12", "x86_64")

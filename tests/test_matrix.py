@@ -280,3 +280,41 @@ def test_a_name_no_target_builds_is_refused_by_name(name: str) -> None:
     """A CPU target has no lines, and a line is named after its index (cu<digits>)."""
     with pytest.raises(KeyError, match=f"no target builds {name!r}"):
         target_of(name)
+
+
+def test_written_lists_each_place_a_build_writes_under_its_own_name(
+    base_config: dict[str, Any],
+) -> None:
+    """Every tag (pushed), registry cache ref (default repository ``buildcache``, or
+    cache.registryRepository), gha scope (with the stack) and local directory, each under
+    the build that writes it, and nothing for a backend the stack does not use."""
+    config = with_overrides(
+        base_config,
+        targets=["core-cpu"],
+        cache={"backends": ["gha", "registry", "local"], "localDir": "/cache"},
+    )
+    settings = _settings(config)
+    planned = plan(settings, "dev")
+    repo = "registry.example.test:5000/team/comfy"
+    expected = set()
+    for name, build in planned.items():
+        expected |= {
+            Written(name, "tag", build.tags.version),
+            Written(name, "tag", build.tags.moving),
+            Written(name, "registry-cache", f"{repo}/buildcache:{name}"),
+            Written(name, "gha-scope", f"dev-{name}"),
+            Written(name, "local-dir", f"/cache/{name}"),
+        }
+    assert set(_written(settings, "dev")) == expected
+    assert {w.target for w in expected} == {"runtime-cpu", "core-cpu"}
+    # Another repository for the cache, no gha, no push: only what is left.
+    config = with_overrides(
+        config,
+        push=False,
+        targets=["runtime-cpu"],
+        cache={"backends": ["registry"], "registryRepository": "cache.example.test/c"},
+    )
+    settings = _settings(config)
+    assert _written(settings, "dev") == [
+        Written("runtime-cpu", "registry-cache", "cache.example.test/c:runtime-cpu")
+    ]
