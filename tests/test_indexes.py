@@ -183,3 +183,23 @@ def test_a_pure_python_wheel_is_installable_on_every_platform() -> None:
     assert indexes._installable(frozenset({("cp312", "manylinux_2_28_x86_64")}), "3.12", "x86_64")
     assert not indexes._installable(frozenset({("cp312", "win_amd64")}), "3.12", "x86_64")
     assert not indexes._installable(frozenset({("cp311", "any")}), "3.12", "x86_64")
+
+
+def test_a_recorded_page_is_found_by_http_or_https_url_and_never_outside_the_records() -> None:
+    page = indexes.RECORDS / "download.pytorch.org" / "whl" / "cu130" / "torch" / "index.html"
+    for scheme in ("https", "http"):
+        assert indexes.recorded_page(f"{scheme}://download.pytorch.org/whl/cu130", "Torch") == page
+    assert indexes.recorded_page("file:///download.pytorch.org/whl/cu130", "torch") is None
+    assert indexes.recorded_page("https:///whl/cu130", "torch") is None, "no host"
+    # Each would resolve to the cu130 page on disk; a URL is not a path to walk.
+    for url in (
+        "https://download.pytorch.org/whl/./cu130",
+        "https://download.pytorch.org/whl/cu126/../cu130",
+    ):
+        assert indexes.recorded_page(url, "torch") is None, url
+    offer = indexes.carried(
+        "https://download.pytorch.org/whl/cu130", "Torch", "3.12", "linux/amd64"
+    )
+    assert offer is not None
+    assert (offer.index, offer.project) == ("https://download.pytorch.org/whl/cu130", "Torch")
+    assert offer.newest == "2.15.0"

@@ -175,3 +175,43 @@ def test_sections_take_pins_only_inside_a_section_and_skip_comments_and_blanks()
         "comfy-cli": ["comfy-cli==1.23.0"],
     }
     assert locks.sections("tqdm==4.67.1\n") == {}, "no marker, no section"
+
+
+def test_a_lock_for_other_pins_names_every_field_in_one_message(
+    evaluate: Evaluate, everything: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two wrong fields and one the header lacks, in one sentence the user can act on."""
+    lock_dir = write_lock(tmp_path / "v0.44.0", comfy_cli="1.22.0", python="3.11")
+    path = lock_dir / "constraints.txt"
+    path.write_text(
+        "".join(
+            line for line in path.read_text().splitlines(keepends=True) if "# platform" not in line
+        )
+    )
+    with pytest.raises(SettingsError) as err:
+        evaluate(at(everything, tmp_path), stack="dev")
+    assert str(err.value) == (
+        f"comfyui-images:versions: {path}, the lock of ComfyUI v0.44.0, was resolved for "
+        "comfy-cli 1.22.0 where comfyui-images:versions.comfyCli is 1.23.0; "
+        "python 3.11 where comfyui-images:versions.python is 3.12; "
+        "platform (missing) where comfyui-images:platform is linux/amd64: it would install "
+        "packages nobody resolved together; regenerate it with `scripts/lock --stack dev` and "
+        "commit it"
+    )
+
+
+def test_a_lock_without_its_sections_is_refused_naming_both_markers(
+    evaluate: Evaluate, everything: dict[str, Any], tmp_path: Path
+) -> None:
+    """A lock made before the two environments: every pin, no section marker."""
+    path = tmp_path / "v0.44.0" / "constraints.txt"
+    path.parent.mkdir()
+    path.write_text("# comfy-cli: 1.23.0\ntqdm==4.67.1\ncomfy-cli==1.23.0\n")
+    with pytest.raises(SettingsError) as err:
+        evaluate(at(everything, tmp_path), stack="dev")
+    assert str(err.value) == (
+        f"comfyui-images:versions: {path}, the lock of ComfyUI v0.44.0, has no "
+        f"{locks.section_marker('comfyui')!r} and no {locks.section_marker('comfy-cli')!r} "
+        "section: it was made before ComfyUI and comfy-cli got environments of their own; "
+        "regenerate it with `scripts/lock --stack dev` and commit it"
+    )
