@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components import indexes
+from components import indexes, rules
 from components.decode import decode_config, parse_settings
 from components.errors import SettingsError
 from tests.conftest import NS, Evaluate, with_overrides
@@ -203,3 +203,19 @@ def test_a_recorded_page_is_found_by_http_or_https_url_and_never_outside_the_rec
     assert offer is not None
     assert (offer.index, offer.project) == ("https://download.pytorch.org/whl/cu130", "Torch")
     assert offer.newest == "2.15.0"
+
+
+def test_the_rules_report_index_problems_under_their_own_header() -> None:
+    """Through the rules, as a plan or preview meets them: one header naming the kind of
+    problem, then each pin (github keys left out: their secrets are not part of this)."""
+    config = prod_with_cu126(torch="2.15.0")
+    for key in (f"{NS}:github", f"{NS}:githubSecrets"):
+        config.pop(key)
+    with pytest.raises(SettingsError) as err:
+        rules.check(settings_of(config), "prod")
+    message = str(err.value)
+    assert message.startswith(
+        "invalid stack configuration: a torch pin its index does not carry:\n"
+        "  comfyui-images:cudaLines.cu126.torch is '2.15.0', but "
+        "https://download.pytorch.org/whl/cu126 has no torch 2.15.0 wheel"
+    ), message

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components import cuda
+from components import cuda, rules
 from components.decode import decode_config, parse_settings
 from components.errors import SettingsError
 from components.matrix import target_of
@@ -318,3 +318,16 @@ def test_written_lists_each_place_a_build_writes_under_its_own_name(
     assert _written(settings, "dev") == [
         Written("runtime-cpu", "registry-cache", "cache.example.test/c:runtime-cpu")
     ]
+
+
+def test_the_rules_report_collisions_under_their_own_header_with_the_fix(
+    base_config: dict[str, Any],
+) -> None:
+    """A moving tag equal to core-cpu's version tag: core-cpu would push one tag twice."""
+    config = with_overrides(base_config, movingTag="v0.44.0-cpu-torch2.15.0")
+    with pytest.raises(SettingsError) as err:
+        rules.check(_settings(config), "dev")
+    lines = str(err.value).split("\n  ")
+    assert lines[0] == "invalid stack configuration: two targets would write the same place:"
+    assert lines[-1] == "fix registry.namespace, movingTag, cache.registryRepository or the pins"
+    assert "core-cpu's tag and core-cpu's tag are both " in lines[1]
