@@ -19,7 +19,7 @@ import yaml
 
 from components import config
 from components.config import validate
-from components.decode import decode_config, parse_settings
+from components.decode import decode_config, parse_settings, stack_file_problems
 from components.errors import SettingsError, invalid_configuration
 from components.project import ROOT
 from tests.conftest import NS, Evaluate, with_overrides
@@ -582,3 +582,25 @@ def test_secret_keys_the_cli_hands_over_in_the_environment_are_secret(
     values, secret = config.current_config()
     assert values[f"{NS}:push"] == "true"
     assert secret == {f"{NS}:push"}
+
+
+def test_the_stack_file_is_read_for_every_plain_secret_and_passes_secure_ones() -> None:
+    """A bare key is the project's; a ``secure:`` value passes and the keys after it are
+    still read; each plain one gets the whole fix."""
+    problems = stack_file_problems(
+        {
+            "github:token": {"secure": "v1:AAAA"},
+            "comfyui-images:githubSecrets": {"A": {"secure": "v1:BBBB"}, "B": "plain-b"},
+            "registryPassword": "plain-password",
+            "comfyui-images:push": "true",
+        }
+    )
+    assert problems == [
+        f"{NS}:githubSecrets.B: stored in plain text inside a secret object; run "
+        f"`pulumi config set --secret --path '{NS}:githubSecrets.B' <value>` and revoke the "
+        "exposed value",
+        f"{NS}:registryPassword: stored in plain text in the stack file; run `pulumi config rm "
+        f"{NS}:registryPassword`, then `pulumi config set --secret {NS}:registryPassword "
+        "<value>`, and revoke the exposed value",
+    ]
+    assert stack_file_problems({"github:token": {"secure": "v1:AAAA"}}) == []
