@@ -516,3 +516,42 @@ def test_unused_environment_warns(
         "no job in .github/workflows runs in environment 'staging', so its secrets and "
         "variables are unused; check comfyui-images:github.environment"
     ) in caplog.text
+
+
+def test_missing_secrets_are_listed_one_per_line_with_every_job_that_reads_them(
+    evaluate: Evaluate,
+    base_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_workflow(tmp_path, "deploy", {"a": job("prod", "ONE", "TWO"), "b": job("prod", "ONE")})
+    monkeypatch.setattr(workflows, "WORKFLOWS_DIR", tmp_path)
+    with pytest.raises(SettingsError) as info:
+        evaluate(with_overrides(base_config, github=GITHUB))
+    lines = str(info.value).split("\n  ")
+    assert len(lines) == 2, lines
+    assert (
+        f"{NS}:githubSecrets.ONE is not set, but .github/workflows/deploy.yml (job a), "
+        + (
+            ".github/workflows/deploy.yml (job b) runs in environment 'prod' and reads "
+            "secrets.ONE; set it with "
+            f"`pulumi config set --secret --path '{NS}:githubSecrets.ONE' <value>`"
+        )
+        in lines
+    )
+    two = next(line for line in lines if line.startswith(f"{NS}:githubSecrets.TWO"))
+    assert "(job b)" not in two
+
+
+def test_secrets_without_a_github_object_go_nowhere_and_the_message_says_how_to_fix(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = with_overrides(
+        base_config, githubSecrets={"A": {"secure": "v1:x"}, "B": {"secure": "v1:y"}}
+    )
+    with pytest.raises(SettingsError) as info:
+        evaluate(config)
+    assert str(info.value) == (
+        f"{NS}:githubSecrets sets A, B but {NS}:github is not set, so they would go nowhere; "
+        f"add {NS}:github or run `pulumi config rm --path {NS}:githubSecrets`"
+    )

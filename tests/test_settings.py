@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from components import refs
 from components.catalog import TARGETS, Target
 from components.config import validate
 from components.decode import decode_config, parse_settings
@@ -238,3 +239,23 @@ def test_every_structured_setting_is_decoded_from_json() -> None:
                 structured.add(name)
     assert structured == decode.json_keys()
     assert decode.bool_keys() == {"push", "buildOnPreview", "requireLock"}
+
+
+def test_only_the_repositories_a_stack_builds_must_fit_and_the_message_says_which() -> None:
+    """A namespace that leaves no room for `sageattention-builder` is fine for a stack
+    that never builds it, and refused, naming that repository, for one that does."""
+    address = "registry.example.test"
+    room = refs.MAX_NAME - len(f"{address}/") - len("/sageattention-builder")
+    namespace = "/".join(["n" * 50] * 10)[: room + 1].rstrip("/")
+    assert len(f"{address}/{namespace}/sageattention-builder") > refs.MAX_NAME
+    assert len(f"{address}/{namespace}/runtime-cuda") <= refs.MAX_NAME
+    registry = {"address": address, "namespace": namespace}
+    assert settings_from(base(registry=registry, targets=["core-cpu"])).build_order
+    repo = f"{address}/{namespace}/sageattention-builder"
+    message = error_for(base(registry=registry, targets=["sageattention-builder"]))
+    assert message == (
+        "invalid stack configuration:\n  "
+        f"comfyui-images:registry: the repository of sageattention-builder, {repo!r}, is "
+        f"{len(repo)} characters long; registries allow at most {refs.MAX_NAME}; "
+        "shorten registry.namespace"
+    )
