@@ -331,3 +331,53 @@ def test_the_rules_report_collisions_under_their_own_header_with_the_fix(
     assert lines[0] == "invalid stack configuration: two targets would write the same place:"
     assert lines[-1] == "fix registry.namespace, movingTag, cache.registryRepository or the pins"
     assert "core-cpu's tag and core-cpu's tag are both " in lines[1]
+
+
+def _refusal(config: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as err:
+        _settings(config)
+    return str(err.value).removeprefix("invalid stack configuration:\n  ")
+
+
+def test_line_rules_say_the_key_the_value_and_the_fix(matrix: dict[str, Any]) -> None:
+    versions = {"cuda": "13.0.2"}
+    assert _refusal(with_overrides(matrix, versions=versions)) == (
+        f"{NS}:versions.cuda is '13.0.2' but {NS}:cudaLines is set: each line pins its own "
+        "CUDA there; remove versions.cuda"
+    )
+    assert _refusal(with_overrides(matrix, cudaArchList="8.0")) == (
+        f"{NS}:cudaArchList is '8.0' but {NS}:cudaLines is set: set cudaArchList per line "
+        f"({NS}:cudaLines.<line>.cudaArchList) or leave it to the line's default"
+    )
+    index = "https://mirror.example.test/whl/cu130"
+    assert _refusal(with_overrides(matrix, sources={"torchIndexCuda": index})) == (
+        f"{NS}:sources.torchIndexCuda is {index!r} with no {{line}} placeholder, so every "
+        f"line of {NS}:cudaLines would install the same torch; write e.g. "
+        "https://mirror.example/whl/{line}"
+    )
+    one_line = with_overrides(matrix, cudaLines={"cu130": LINES["cu130"]})
+    assert _settings(with_overrides(one_line, sources={"torchIndexCuda": index})).cudaLines
+
+
+def test_an_arch_list_problem_names_where_the_list_came_from(
+    base_config: dict[str, Any], matrix: dict[str, Any]
+) -> None:
+    """A single-line stack's own key, its default (when the default is what fails), or the
+    line's own key."""
+    single = with_overrides(base_config, targets=["sageattention-builder"])
+    assert _refusal(with_overrides(single, cudaArchList="7.5")).startswith(
+        f"{NS}:cudaArchList '7.5' has 7.5,"
+    )
+    lines = {**LINES, "cu126": {**LINES["cu126"], "cudaArchList": "12.0"}}
+    assert _refusal(with_overrides(matrix, cudaLines=lines)).startswith(
+        f"{NS}:cudaLines.cu126.cudaArchList '12.0' has 12.0, which needs CUDA 12.8 or later"
+    )
+
+
+def test_tags_and_cache_refs_share_one_namespace_and_other_kinds_their_own() -> None:
+    assert collisions([Written("a", "tag", "r/x:1"), Written("b", "registry-cache", "r/x:1")])
+    assert collisions([Written("a", "tag", "x"), Written("b", "gha-scope", "x")]) == []
+    long = "r/" + "a" * 300
+    assert collisions([Written("a", "tag", f"{long}:1")]) != []
+    assert collisions([Written("a", "registry-cache", f"{long}:1")]) != []
+    assert collisions([Written("a", "gha-scope", f"{long}:1")]) == [], "scopes have no limit"
