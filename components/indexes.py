@@ -66,7 +66,9 @@ def _releases(page: Path, project: str) -> dict[Version, frozenset[tuple[str, st
     return {v: frozenset(t) for v, t in found.items()}
 
 
-def _installable(tags: frozenset[tuple[str, str]], python: str, machine: str) -> bool:
+def installable(tags: frozenset[tuple[str, str]], python: str, machine: str) -> bool:
+    """Whether a wheel with these (interpreter, platform) tags installs on ``python`` for
+    ``machine``: a cpXY or pure-Python wheel, manylinux for that machine or ``any``."""
     digits = python.replace(".", "")
     return any(
         interpreter in (f"cp{digits}", f"py{digits}", "py3")
@@ -110,7 +112,7 @@ def carried(index_url: str, project: str, python: str, platform: str) -> Carried
     if page is None or machine is None:
         return None
     releases = _releases(page, canonicalize_name(project))
-    versions = sorted(v for v, t in releases.items() if _installable(t, python, machine))
+    versions = sorted(v for v, t in releases.items() if installable(t, python, machine))
     return Carried(index_url, project, page, tuple(reversed(versions)))
 
 

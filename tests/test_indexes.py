@@ -179,10 +179,10 @@ def test_an_unrecorded_mirror_is_skipped_and_the_recorded_indexes_still_warn() -
 
 
 def test_a_pure_python_wheel_is_installable_on_every_platform() -> None:
-    assert indexes._installable(frozenset({("py3", "any")}), "3.12", "aarch64")
-    assert indexes._installable(frozenset({("cp312", "manylinux_2_28_x86_64")}), "3.12", "x86_64")
-    assert not indexes._installable(frozenset({("cp312", "win_amd64")}), "3.12", "x86_64")
-    assert not indexes._installable(frozenset({("cp311", "any")}), "3.12", "x86_64")
+    assert indexes.installable(frozenset({("py3", "any")}), "3.12", "aarch64")
+    assert indexes.installable(frozenset({("cp312", "manylinux_2_28_x86_64")}), "3.12", "x86_64")
+    assert not indexes.installable(frozenset({("cp312", "win_amd64")}), "3.12", "x86_64")
+    assert not indexes.installable(frozenset({("cp311", "any")}), "3.12", "x86_64")
 
 
 def test_a_recorded_page_is_found_by_http_or_https_url_and_never_outside_the_records() -> None:

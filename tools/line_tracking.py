@@ -30,7 +30,7 @@ from components.indexes import INDEX_ARG
 from components.inputs import for_target
 from components.matrix import builds
 from components.settings import StackSettings
-from tools.upstream import Fetcher, Index, Trio, choose_trio
+from tools.upstream import Fetcher, Index, Trio, choose_trio, newer
 
 # (package, release, torch) -> whether that release accepts that torch.
 Fits = Callable[[str, Version, Version], bool]
@@ -61,13 +61,6 @@ class Indexes:
     def carried(self, url: str, label: str) -> dict[str, list[Version]]:
         index = self._by_url.setdefault(url, Index(url, self.fetch, label=label))
         return {name: index.carried(name, self.python, self.machine) for name in TORCH_TRIO}
-
-
-def _trio(pins: Mapping[str, str]) -> Trio | None:
-    try:
-        return Trio(*(Version(pins[name]) for name in TORCH_TRIO))
-    except InvalidVersion:
-        return None
 
 
 def _text(trio: Trio) -> dict[str, str]:
@@ -128,7 +121,7 @@ def check_lines(
         today = {
             name: getattr(spec, name) or getattr(settings.versions, name) for name in TORCH_TRIO
         }
-        pinned = _trio(today)
+        pinned = Trio.of(today)
         if pinned is None:
             continue
         available = indexes.carried(url, f"torch index of line {line} ({url})")
@@ -140,7 +133,7 @@ def check_lines(
                 check.why = f"its index carries torch {newest['torch']}"
             else:
                 check.why = f"its index carries nothing newer than torch {today['torch']}"
-                if _newer(stack_pins["torch"], today["torch"]):
+                if newer(stack_pins["torch"], today["torch"]):
                     check.why += f" (the stack's torch is {stack_pins['torch']})"
                 check.why += "; the line stays on its pins"
         elif not _carries(available, stack_pins):
@@ -152,13 +145,6 @@ def check_lines(
             )
         checks.append(check)
     return checks
-
-
-def _newer(candidate: str, pinned: str) -> bool:
-    try:
-        return Version(candidate) > Version(pinned)
-    except InvalidVersion:
-        return False
 
 
 def render_lines(checks: list[LineCheck], stack_bumped: bool) -> list[str]:

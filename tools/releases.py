@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
@@ -49,6 +49,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from components.cuda import TORCH_TRIO
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
 from components.errors import SettingsError
+from components.indexes import MACHINES
 from components.inputs import for_target
 from components.locks import HEADER_PINS
 from components.matrix import Build, builds
@@ -59,7 +60,6 @@ from tools.lock import LockError
 from tools.pip_config import pip_default_index, pip_settings
 from tools.upstream import (
     COMFYUI_REPOSITORY,
-    MACHINES,
     Fetcher,
     Index,
     SourceError,
@@ -67,6 +67,7 @@ from tools.upstream import (
     accepts,
     choose_trio,
     http_fetcher,
+    newer,
     newest_comfyui,
 )
 
@@ -256,7 +257,7 @@ def check(
     def fits(package: str, release: Version, torch: Version) -> bool:
         return accepts(index.requires(package, release), torch, python, machine)
 
-    pinned_trio = _trio(pins)
+    pinned_trio = Trio.of(pins)
     if pinned_trio is None:
         notes.append("the torch pins are not versions; the torch trio was not compared")
     else:
@@ -276,9 +277,9 @@ def check(
             notes.append(f"comfyui is pinned to a commit; the newest release is {value}")
             rows.append((name, old, f"{value} (not compared)", source))
             continue
-        newer = _newer(value, old)
-        rows.append((name, old, value if newer else f"{old} (current)", source))
-        if newer:
+        is_newer = newer(value, old)
+        rows.append((name, old, value if is_newer else f"{old} (current)", source))
+        if is_newer:
             bumps[name] = value
     unwritable = [name for name in bumps if name not in in_file]
     after = {**pins, **{n: v for n, v in bumps.items() if n not in unwritable}}
@@ -296,20 +297,6 @@ def check(
         rebuilds=rebuilt_targets(settings, bumps, line_bumps),
         lines=line_checks,
     )
-
-
-def _trio(pins: Mapping[str, str]) -> Trio | None:
-    try:
-        return Trio(*(Version(pins[n]) for n in TORCH_TRIO))
-    except InvalidVersion:
-        return None
-
-
-def _newer(candidate: str, pinned: str) -> bool:
-    try:
-        return Version(candidate) > Version(pinned)
-    except InvalidVersion:
-        return False
 
 
 def _shown(path: Path) -> Path:

@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import ProjectPage
 
 from components.cuda import TORCH_TRIO
+from components.indexes import installable
 from components.refs import redact_credentials
 
 COMFYUI_REPOSITORY = "Comfy-Org/ComfyUI"
@@ -44,7 +45,6 @@ SIMPLE_ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text
 _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+")
 # Where a Requires-Dist marker is evaluated: the images are Linux, and the stack's Python.
 _LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "extra": ""}
-MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 
 class FetchError(Exception):
@@ -153,20 +153,10 @@ class Index:
     def carried(self, project: str, python: str, machine: str) -> list[Version]:
         """Final releases with a wheel for ``python`` on ``machine`` (a manylinux or pure
         wheel), public versions (a local label like ``+cu126`` dropped), oldest first."""
-        digits = python.replace(".", "")
         return sorted(
             version
             for version, dists in self.releases(project).items()
-            if any(
-                d.wheel
-                and not d.yanked
-                and any(
-                    interpreter in (f"cp{digits}", f"py{digits}", "py3")
-                    and (platform == "any" or platform.endswith("_" + machine))
-                    for interpreter, platform in d.tags
-                )
-                for d in dists
-            )
+            if any(d.wheel and not d.yanked and installable(d.tags, python, machine) for d in dists)
         )
 
     def releases(self, project: str) -> dict[Version, list[Dist]]:
@@ -287,6 +277,22 @@ class Trio:
     torch: Version
     torchvision: Version
     torchaudio: Version
+
+    @classmethod
+    def of(cls, pins: Mapping[str, str]) -> Trio | None:
+        """The trio of a pins mapping (None: a pin is not a version)."""
+        try:
+            return cls(*(Version(pins[name]) for name in TORCH_TRIO))
+        except InvalidVersion:
+            return None
+
+
+def newer(candidate: str, pinned: str) -> bool:
+    """``candidate`` is a later version than ``pinned`` (never, when either is no version)."""
+    try:
+        return Version(candidate) > Version(pinned)
+    except InvalidVersion:
+        return False
 
 
 def choose_trio(
