@@ -17,7 +17,6 @@ from components.catalog import TARGETS
 from components.errors import SettingsError, invalid_configuration, key, shown
 from components.matrix import build_names
 from components.plan import plan
-from components.project import NAMESPACE
 from components.settings import MAX_SECRET_BYTES, GithubSettings, StackSettings
 from components.workflows import workflow_secrets
 from components.written import collisions, written_by
@@ -31,7 +30,7 @@ def check(settings: StackSettings, stack: str) -> None:
     github_secrets_complete(settings)
     # Read only by the cache report, but a typo in a build name must still fail here.
     if problems := threshold_problems(settings):
-        raise invalid_configuration(f"{NAMESPACE}:{p}" for p in problems)
+        raise invalid_configuration(key(p) for p in problems)
     # A lock of other pins is always refused; a missing one only where the stack asks.
     if problem := locks.mismatch(settings, stack):
         raise SettingsError(f"{key('versions')}: {problem}")
