@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tools.mutation import score, table, tally
+import os
+from pathlib import Path
+
+from tools.mutation import prepare, score, table, tally
 
 RESULTS = """\
     components.cache.x_gha_scope__mutmut_1: killed
@@ -34,3 +37,23 @@ def test_table_has_a_row_per_module_and_the_total() -> None:
     assert rendered[2] == "| components.cache | 2 | 3 | 1 | 0 | 67% |"
     assert rendered[3] == "| components.image | 2 | 3 | 0 | 1 | 67% |"
     assert rendered[4] == "| **all** | 4 | 6 | | | **67%** |"
+
+
+def test_prepare_drops_copies_of_moved_tests_and_links_the_virtualenv(tmp_path: Path) -> None:
+    """A test module moved away since the last run stays in mutants/ unless removed, and
+    then breaks mutmut's collection there (it happened when the engine tests moved)."""
+    stale = tmp_path / "mutants" / "tests" / "test_moved_away.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("from tests.conftest import gone\n")
+    (tmp_path / "mutants" / "tools").mkdir()
+    (tmp_path / "mutants" / "tools" / "old.py").write_text("")
+    kept = tmp_path / "mutants" / "components" / "cache.py"
+    kept.parent.mkdir()
+    kept.write_text("# mutated\n")
+
+    prepare(tmp_path)
+
+    assert not stale.exists()
+    assert not (tmp_path / "mutants" / "tools").exists()
+    assert kept.read_text() == "# mutated\n"
+    assert os.readlink(tmp_path / "mutants" / "venv") == "../venv"

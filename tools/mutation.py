@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -82,11 +83,20 @@ def results() -> list[str]:
     return out.stdout.splitlines()
 
 
-def prepare() -> None:
+COPIED_PACKAGES = ("tests", "tools")
+
+
+def prepare(root: Path = ROOT) -> None:
     """mutants/ runs the project's scripts too (the plan and lint tests): they must find
-    this virtualenv, with mutmut in it, not bootstrap a new one."""
-    mutants = ROOT / "mutants"
+    this virtualenv, with mutmut in it, not bootstrap a new one.
+
+    mutmut copies the tests and ``tools/`` over what an earlier run left, so a test module
+    moved or deleted since would still be collected there (and fail to import): those
+    copies start afresh every run."""
+    mutants = root / "mutants"
     mutants.mkdir(exist_ok=True)
+    for package in COPIED_PACKAGES:
+        shutil.rmtree(mutants / package, ignore_errors=True)
     link = mutants / "venv"
     if not link.is_symlink():
         if link.exists():
