@@ -57,3 +57,15 @@ def test_prepare_drops_copies_of_moved_tests_and_links_the_virtualenv(tmp_path: 
     assert not (tmp_path / "mutants" / "tools").exists()
     assert kept.read_text() == "# mutated\n"
     assert os.readlink(tmp_path / "mutants" / "venv") == "../venv"
+
+
+def test_fresh_stats_forgets_which_tests_reach_which_function(tmp_path: Path) -> None:
+    """Code moved into a new function has no tests in mutmut's record: a run with the old
+    record leaves its mutants untested."""
+    stats = tmp_path / "mutants" / "mutmut-stats.json"
+    stats.parent.mkdir()
+    stats.write_text("{}")
+    prepare(tmp_path)
+    assert stats.exists(), "kept by default: tracing every test again is slow"
+    prepare(tmp_path, fresh_stats=True)
+    assert not stats.exists()

@@ -3,6 +3,7 @@
     scripts/mutation                      # every mutant of components/ (hours on 2 cores)
     scripts/mutation "components.cache*"  # one module, or any mutmut name pattern
     scripts/mutation --score              # the table only, from the last run's results
+    scripts/mutation --fresh-stats        # map tests to functions anew (after moving code)
 
 mutmut (configured in pyproject.toml, ``[tool.mutmut]``) plants one bug at a time in a copy
 of ``components/`` under ``mutants/`` and runs the tests that reach the mutated function;
@@ -84,19 +85,26 @@ def results() -> list[str]:
 
 
 COPIED_PACKAGES = ("tests", "tools")
+STATS = "mutmut-stats.json"  # mutmut's record of the tests that reach each function
 
 
-def prepare(root: Path = ROOT) -> None:
+def prepare(root: Path = ROOT, *, fresh_stats: bool = False) -> None:
     """mutants/ runs the project's scripts too (the plan and lint tests): they must find
     this virtualenv, with mutmut in it, not bootstrap a new one.
 
     mutmut copies the tests and ``tools/`` over what an earlier run left, so a test module
     moved or deleted since would still be collected there (and fail to import): those
-    copies start afresh every run."""
+    copies start afresh every run.
+
+    mutmut traces which tests reach each function once, and later only for new tests: code
+    moved into a new function keeps no tests, and its mutants survive untested.
+    ``fresh_stats`` drops that record, so the next run traces every test again."""
     mutants = root / "mutants"
     mutants.mkdir(exist_ok=True)
     for package in COPIED_PACKAGES:
         shutil.rmtree(mutants / package, ignore_errors=True)
+    if fresh_stats:
+        (mutants / STATS).unlink(missing_ok=True)
     link = mutants / "venv"
     if not link.is_symlink():
         if link.exists():
@@ -107,10 +115,15 @@ def prepare(root: Path = ROOT) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/mutation", description=__doc__.split("\n")[0])
     parser.add_argument("--score", action="store_true", help="print the last run's scores only")
+    parser.add_argument(
+        "--fresh-stats",
+        action="store_true",
+        help="forget which tests reach which function, and trace them all again",
+    )
     parser.add_argument("patterns", nargs="*", help="mutmut name patterns (default: all)")
     args = parser.parse_args(argv)
     if not args.score:
-        prepare()
+        prepare(fresh_stats=args.fresh_stats)
         run = subprocess.run([str(MUTMUT), "run", *args.patterns], cwd=ROOT, check=False)
         if run.returncode != 0:
             print(f"mutation: mutmut run exited {run.returncode}", file=sys.stderr)
