@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from components.accelerators import CUDA, ROCM, XPU
+
 DOCKERFILES_DIR = "dockerfiles"
 
 
@@ -25,7 +27,8 @@ class Target:
     ``COPY --from=<context>``. ``args`` maps each build arg to the resolved input
     (``inputs.py``) that sets it. ``sources`` maps a named context to a resolved
     input holding a location (a pinned git URL, a mirror, a local directory).
-    ``per_cuda_line`` targets are built once per CUDA line, their parents on the same line.
+    A target with a ``line_kind`` is built once per line of that accelerator kind
+    (``components/accelerators.py``), its per-line parents on the same line.
     """
 
     name: str
@@ -35,8 +38,8 @@ class Target:
     args: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     version_tag: str = ""
-    # Built once per CUDA line of the stack (matrix.py), with that line's pins.
-    per_cuda_line: bool = False
+    # Built once per line of this kind (matrix.py), with that line's pins; None: once.
+    line_kind: str | None = None
 
     @property
     def context_dir(self) -> str:
@@ -81,7 +84,7 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 stage="runtime",
                 args={"BASE_IMAGE": "cudaBaseImage", "PYTHON_VERSION": "python"},
                 version_tag="cuda{cuda}-ubuntu{ubuntu}-py{python}",
-                per_cuda_line=True,
+                line_kind=CUDA,
             ),
             Target(
                 name="runtime-cpu",
@@ -95,19 +98,57 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 directory="core",
                 stage="core",
                 parents={"runtime": "runtime-cuda"},
-                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCuda", "TORCH_CUDA": "torchCuda"},
+                args={
+                    **_CORE_ARGS,
+                    "TORCH_INDEX_URL": "torchIndexCuda",
+                    "TORCH_ACCELERATOR": "torchAcceleratorCuda",
+                },
                 sources=_CORE_SOURCES,
                 version_tag="{comfyui}-cu{cuda}-torch{torch}",
-                per_cuda_line=True,
+                line_kind=CUDA,
             ),
             Target(
                 name="core-cpu",
                 directory="core",
                 stage="core",
                 parents={"runtime": "runtime-cpu"},
-                args={**_CORE_ARGS, "TORCH_INDEX_URL": "torchIndexCpu", "TORCH_CUDA": "noCuda"},
+                args={
+                    **_CORE_ARGS,
+                    "TORCH_INDEX_URL": "torchIndexCpu",
+                    "TORCH_ACCELERATOR": "noAccelerator",
+                },
                 sources=_CORE_SOURCES,
                 version_tag="{comfyui}-cpu-torch{torch}",
+            ),
+            # ROCm and XPU torch wheels carry their own user space, so their cores start
+            # from the plain Ubuntu runtime (runtime-cpu's image, shared, built once).
+            Target(
+                name="core-rocm",
+                directory="core",
+                stage="core",
+                parents={"runtime": "runtime-cpu"},
+                args={
+                    **_CORE_ARGS,
+                    "TORCH_INDEX_URL": "torchIndexRocm",
+                    "TORCH_ACCELERATOR": "torchAcceleratorRocm",
+                },
+                sources=_CORE_SOURCES,
+                version_tag="{comfyui}-rocm{rocm}-torch{torch}",
+                line_kind=ROCM,
+            ),
+            Target(
+                name="core-xpu",
+                directory="core",
+                stage="core",
+                parents={"runtime": "runtime-cpu"},
+                args={
+                    **_CORE_ARGS,
+                    "TORCH_INDEX_URL": "torchIndexXpu",
+                    "TORCH_ACCELERATOR": "torchAcceleratorXpu",
+                },
+                sources=_CORE_SOURCES,
+                version_tag="{comfyui}-xpu-torch{torch}",
+                line_kind=XPU,
             ),
             Target(
                 name="sageattention-builder",
@@ -119,13 +160,13 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                     "PYTHON_VERSION": "python",
                     "TORCH_VERSION": "torch",
                     "TORCH_INDEX_URL": "torchIndexCuda",
-                    "TORCH_CUDA": "torchCuda",
+                    "TORCH_ACCELERATOR": "torchAcceleratorCuda",
                     "SAGEATTENTION_VERSION": "sageattention",
                     "TORCH_CUDA_ARCH_LIST": "cudaArchList",
                 },
                 sources={"sageattention-src": "sageattentionSource", **_WHEELHOUSE},
                 version_tag="{sageattention}-cu{cuda}-torch{torch}",
-                per_cuda_line=True,
+                line_kind=CUDA,
             ),
             Target(
                 name="complete-cuda",
@@ -141,7 +182,7 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 args=dict(_PIP),
                 sources=dict(_WHEELHOUSE),
                 version_tag="{comfyui}-cu{cuda}-sage{sageattention}",
-                per_cuda_line=True,
+                line_kind=CUDA,
             ),
         )
     }

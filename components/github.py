@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_github as github
 
+from components.accelerators import ROCM, XPU
+from components.catalog import TARGETS
 from components.workflows import workflow_secrets
 
 if TYPE_CHECKING:
@@ -53,9 +55,10 @@ DEPLOYMENT_BRANCH_POLICY: github.RepositoryEnvironmentDeploymentBranchPolicyArgs
 
 
 def environment_variables(settings: StackSettings) -> dict[str, str]:
-    """The environment's plain variables: registry, cache and CUDA lines, then extras.
+    """The environment's plain variables: registry, cache and accelerator lines, then extras.
 
-    GitHub refuses empty variable values, so "no cache backends" is written as ``none``.
+    GitHub refuses empty variable values, so "no cache backends" (or no ROCm line) is
+    written as ``none``.
     """
     assert settings.github is not None  # callers check; this narrows the type
     generated = {
@@ -65,6 +68,10 @@ def environment_variables(settings: StackSettings) -> dict[str, str]:
         # The stack's CUDA lines (cu130,cu126), e.g. for a deploy job's matrix of tags.
         "CUDA_LINES": ",".join(settings.lines),
     }
+    # The ROCm and XPU lines the stack builds (rocm7.14; xpu), or none.
+    for kind in (ROCM, XPU):
+        built = any(TARGETS[t].line_kind == kind for t in settings.build_order)
+        generated[f"{kind.upper()}_LINES"] = ",".join(settings.lines_of(kind)) if built else "none"
     return generated | dict(settings.github.variables)
 
 

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import ProjectPage
 
 from components import matrix
+from components.accelerators import LINES_KEYS
 from components.cuda import TORCH_TRIO
 from components.inputs import resolve
 from components.project import ROOT
@@ -138,7 +139,8 @@ class PinUse:
     """One trio pin as one build installs it: from which index, set by which config key."""
 
     build: str
-    line: str | None  # the matrix line (None: a CPU build, or a stack without cudaLines)
+    # The line's key in a stack with the kind's map (cudaLines.cu126), else None.
+    line: str | None
     project: str
     pin: str
     key: str
@@ -153,17 +155,15 @@ def pin_uses(settings: StackSettings) -> Iterator[PinUse]:
         index_key = build.target.args.get(INDEX_ARG)
         if index_key is None:
             continue
-        own = settings.lines[build.line] if build.line else None
+        kind = build.target.line_kind
+        own = settings.lines_of(kind)[build.line] if kind and build.line else None
+        lines_key = f"{LINES_KEYS[kind]}.{build.line}" if kind else ""
         for project in TORCH_TRIO:
             line_pin = getattr(own, project) if own is not None else None
-            key = (
-                f"cudaLines.{build.line}.{project}"
-                if line_pin is not None
-                else f"versions.{project}"
-            )
+            key = f"{lines_key}.{project}" if line_pin is not None else f"versions.{project}"
             yield PinUse(
                 build=build.name,
-                line=build.line if settings.cudaLines else None,
+                line=lines_key if kind and settings.has_line_map(kind) else None,
                 project=project,
                 pin=getattr(build.settings.versions, project),
                 key=key,
@@ -223,7 +223,7 @@ def _fix(use: PinUse, offer: Carried) -> str:
         )
     # A stack-wide pin on a matrix line: the other lines may carry it, so the fix is the
     # line's own pin, not a change for every line.
-    key = f"cudaLines.{use.line}.{use.project}" if use.line else use.key
+    key = f"{use.line}.{use.project}" if use.line else use.key
     pairing = (
         "with the torchvision and torchaudio made for it"
         if use.project == "torch"

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from components import cuda, locks
+from components import accelerators, cuda, locks
+from components.accelerators import CUDA, ROCM, XPU
 from components.catalog import Target
 from components.refs import MAX_TAG
 from components.settings import StackSettings
@@ -40,9 +41,13 @@ def resolve(settings: StackSettings) -> dict[str, str]:
         "torchaudio": v.torchaudio,
         "torchIndexCpu": s.torchIndexCpu,
         "torchIndexCuda": s.torchIndexCuda.replace("{line}", line),
-        "torchCuda": cuda.torch_cuda(v.cuda),
-        # A CPU build's torch reports no CUDA; empty, so the arg is left out (image.py).
-        "noCuda": "",
+        "torchIndexRocm": s.torchIndexRocm.replace("{line}", accelerators.rocm_line_name(v.rocm)),
+        "torchIndexXpu": s.torchIndexXpu.replace("{line}", accelerators.XPU_LINE),
+        "torchAcceleratorCuda": accelerators.torch_accelerator(CUDA, cuda.torch_cuda(v.cuda)),
+        "torchAcceleratorRocm": accelerators.torch_accelerator(ROCM, v.rocm),
+        "torchAcceleratorXpu": accelerators.torch_accelerator(XPU),
+        # A CPU build's torch reports no accelerator; empty, so the arg is left out (image.py).
+        "noAccelerator": accelerators.torch_accelerator(None),
         "comfyCli": v.comfyCli,
         "comfyui": v.comfyui,
         "comfyuiSource": s.comfyui.replace("{version}", v.comfyui),

@@ -1,30 +1,29 @@
-"""The builds of a stack: each selected catalog target, once per CUDA line where it has one.
+"""The builds of a stack: each selected catalog target, once per line where it has lines.
 
-A CUDA target (``Target.per_cuda_line``) is built on every line of the stack, from the
-parents of the same line and with that line's pins: its CUDA release, its torch when the
-line overrides it, its SageAttention architectures, its torch index. A single-line stack
-(no ``cudaLines``) keeps the plain target names, tags and caches; a matrix names every CUDA
-build ``<target>-<line>`` (its resource, cache ref, gha scope and local cache directory)
-and gives it the moving tag ``<movingTag>-<line>``. Repositories stay one per target, so
-the lines of an image sit side by side as tags of one repository.
+A target with a ``line_kind`` (cuda, rocm, xpu: ``components/accelerators.py``) is built on
+every line of that kind, from the parents of the same line and with that line's pins: its
+CUDA or ROCm release, its torch when the line overrides it, its SageAttention architectures,
+its torch index. Without the kind's map in the stack file (``cudaLines``, ``rocmLines``,
+``xpuLines``) the kind has one line from the stack's pins and keeps the plain target names,
+tags and caches; a map names every build of that kind ``<target>-<line>`` (its resource,
+cache ref, gha scope and local cache directory) and gives it the moving tag
+``<movingTag>-<line>``. Repositories stay one per target, so the lines of an image sit side
+by side as tags of one repository.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from components import cuda
+from components import accelerators, cuda
 from components.catalog import TARGETS, Target
-
-if TYPE_CHECKING:
-    from components.settings import StackSettings
+from components.settings import CudaLine, RocmLine, StackSettings
 
 
 @dataclass(frozen=True)
 class Build:
-    """One Image to declare: a catalog target on one CUDA line (``line`` None for CPU ones).
+    """One Image to declare: a catalog target on one line (``line`` None for CPU ones).
 
     ``settings`` are the stack's settings with the line's pins applied, so everything
     downstream (inputs, tags, caches) reads one set of values per build.
@@ -38,50 +37,65 @@ class Build:
 
 
 def build_name(target: Target, line: str | None, *, matrix: bool) -> str:
-    return f"{target.name}-{line}" if matrix and target.per_cuda_line and line else target.name
+    return f"{target.name}-{line}" if matrix and target.line_kind and line else target.name
+
+
+def _lines(settings: StackSettings, target: Target) -> list[str | None]:
+    return list(settings.lines_of(target.line_kind)) if target.line_kind else [None]
+
+
+def _matrix(settings: StackSettings, target: Target) -> bool:
+    return target.line_kind is not None and settings.has_line_map(target.line_kind)
 
 
 def build_names(settings: StackSettings) -> list[str]:
     """Every build's name in build order, without resolving any pins (for validation)."""
-    matrix = bool(settings.cudaLines)
     names: list[str] = []
     for target_name in settings.build_order:
         target = TARGETS[target_name]
-        lines: list[str | None] = list(settings.lines) if target.per_cuda_line else [None]
-        names += [build_name(target, line, matrix=matrix) for line in lines]
+        matrix = _matrix(settings, target)
+        names += [build_name(target, line, matrix=matrix) for line in _lines(settings, target)]
     return names
 
 
-def line_settings(settings: StackSettings, line: str) -> StackSettings:
-    """The stack's settings as one line's builds see them."""
-    spec = settings.lines[line]
-    pins = {"cuda": spec.cuda} | {
+def line_settings(settings: StackSettings, kind: str, line: str) -> StackSettings:
+    """The stack's settings as the builds of one line of a kind see them."""
+    spec = settings.lines_of(kind)[line]
+    pins: dict[str, str] = {
         pin: value for pin in cuda.TORCH_TRIO if (value := getattr(spec, pin)) is not None
     }
-    update: dict[str, object] = {
-        "versions": settings.versions.model_copy(update=pins),
-        "cudaArchList": spec.cudaArchList or cuda.default_arch_list(spec.cuda),
-    }
-    if settings.cudaLines:
+    update: dict[str, object] = {}
+    if isinstance(spec, CudaLine):
+        pins["cuda"] = spec.cuda
+        update["cudaArchList"] = spec.cudaArchList or cuda.default_arch_list(spec.cuda)
+    elif isinstance(spec, RocmLine):
+        pins["rocm"] = spec.rocm
+    update["versions"] = settings.versions.model_copy(update=pins)
+    if settings.has_line_map(kind):
         update["movingTag"] = f"{settings.movingTag}-{line}"
     return settings.model_copy(update=update)
 
 
 def builds(settings: StackSettings) -> dict[str, Build]:
     """Every build of the stack, parents first."""
-    matrix = bool(settings.cudaLines)
-    per_line = {line: line_settings(settings, line) for line in settings.lines}
+    per_line = {
+        (kind, line): line_settings(settings, kind, line)
+        for kind in accelerators.KINDS
+        for line in settings.lines_of(kind)
+    }
     out: dict[str, Build] = {}
     for target_name in settings.build_order:
         target = TARGETS[target_name]
-        lines: list[str | None] = list(settings.lines) if target.per_cuda_line else [None]
-        for line in lines:
+        matrix = _matrix(settings, target)
+        for line in _lines(settings, target):
             name = build_name(target, line, matrix=matrix)
             out[name] = Build(
                 name=name,
                 target=target,
                 line=line,
-                settings=per_line[line] if line else settings,
+                settings=per_line[(target.line_kind, line)]
+                if target.line_kind and line
+                else settings,
                 parents={
                     ctx: build_name(TARGETS[parent], line, matrix=matrix)
                     for ctx, parent in target.parents.items()
@@ -95,7 +109,8 @@ def target_of(name: str) -> Target:
     if name in TARGETS:
         return TARGETS[name]
     base, _, line = name.rpartition("-")
-    if base in TARGETS and TARGETS[base].per_cuda_line and cuda.is_line_name(line):
+    kind = TARGETS[base].line_kind if base in TARGETS else None
+    if kind is not None and accelerators.is_line_name(kind, line):
         return TARGETS[base]
     raise KeyError(f"no target builds {name!r}")
 

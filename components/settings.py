@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from components import cuda
+from components import accelerators, cuda
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
 from components.errors import SettingsError, key
@@ -224,6 +224,8 @@ def check_pin(v: Any, name: str) -> Any:
         raise ValueError(f"is not a version; write it like {example!r}")
     if name == "cuda" and cuda.major_minor(v) is None:
         raise ValueError(f"is not a CUDA release; write it like {example!r}")
+    if name == "rocm" and not accelerators.is_rocm_release(v):
+        raise ValueError(f"is not a ROCm release; write it like {example!r}")
     if name == "cuda" and (cuda.major_minor(v) or (0, 0)) < cuda.OLDEST:
         raise ValueError(
             f"is older than CUDA {cuda.OLDEST[0]}.{cuda.OLDEST[1]}, the oldest SageAttention "
@@ -244,6 +246,9 @@ class Versions(_Strict):
     ubuntu: str = Field(default="24.04", description="Ubuntu release of every base image.")
     cuda: str = Field(
         default="13.0.2", description="CUDA of a single-line stack; matrices use cudaLines."
+    )
+    rocm: str = Field(
+        default="7.14", description="ROCm of a single ROCm line; matrices use rocmLines."
     )
     torch: str = Field(default="2.15.0", description="torch, from the line's own index.")
     torchvision: str = "0.29.2"
@@ -283,6 +288,14 @@ class Sources(_Strict):
     torchIndexCuda: StrictStr = Field(
         default="https://download.pytorch.org/whl/{line}",
         description="Torch index of the CUDA targets; {line} becomes the line, e.g. cu130.",
+    )
+    torchIndexRocm: StrictStr = Field(
+        default="https://download.pytorch.org/whl/{line}",
+        description="Torch index of the ROCm targets; {line} becomes the line, e.g. rocm7.14.",
+    )
+    torchIndexXpu: StrictStr = Field(
+        default="https://download.pytorch.org/whl/{line}",
+        description="Torch index of the XPU targets; {line} becomes xpu.",
     )
     pypiMirror: StrictStr = Field(default="", description="PyPI mirror index URL; empty: PyPI.")
     wheelhouse: StrictStr = Field(
@@ -326,7 +339,7 @@ class Sources(_Strict):
             )
         return v
 
-    @field_validator("torchIndexCpu", "torchIndexCuda")
+    @field_validator("torchIndexCpu", "torchIndexCuda", "torchIndexRocm", "torchIndexXpu")
     @classmethod
     def _torch_index(cls, v: str) -> str:
         if not v:
@@ -338,7 +351,9 @@ class Sources(_Strict):
             )
         return v
 
-    @field_validator("torchIndexCpu", "torchIndexCuda", "pypiMirror")
+    @field_validator(
+        "torchIndexCpu", "torchIndexCuda", "torchIndexRocm", "torchIndexXpu", "pypiMirror"
+    )
     @classmethod
     def _index_url(cls, v: str | None) -> str | None:
         if v and not _URL.fullmatch(v):
@@ -361,6 +376,39 @@ class CudaLine(_Strict):
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
         return v if v is None else check_pin(v, info.field_name)
+
+
+class RocmLine(_Strict):
+    """One ROCm line of a matrix: its ROCm release (its index) and, where that index lags,
+    its own torch. The wheels carry ROCm's user space, so the line needs no ROCm base."""
+
+    rocm: StrictStr = Field(description="ROCm release of the line's torch index, e.g. 7.14.")
+    torch: StrictStr | None = None
+    torchvision: StrictStr | None = None
+    torchaudio: StrictStr | None = None
+
+    @field_validator("rocm", *TORCH_TRIO, mode="before")
+    @classmethod
+    def _pin(cls, v: Any, info: Any) -> Any:
+        return v if v is None else check_pin(v, info.field_name)
+
+
+class XpuLine(_Strict):
+    """The XPU line: PyTorch publishes one XPU index, so a stack has at most this one line,
+    with its own torch where that index lags."""
+
+    torch: StrictStr | None = None
+    torchvision: StrictStr | None = None
+    torchaudio: StrictStr | None = None
+
+    @field_validator(*TORCH_TRIO, mode="before")
+    @classmethod
+    def _pin(cls, v: Any, info: Any) -> Any:
+        return v if v is None else check_pin(v, info.field_name)
+
+
+# A line of any kind: what the builds of a line read from it (its trio, its kind's release).
+LineSpec = CudaLine | RocmLine | XpuLine
 
 
 class GithubSettings(_Strict):
@@ -391,7 +439,14 @@ class GithubSettings(_Strict):
     # Written from the stack's own settings (components/github.environment_variables), so
     # user variables may not take these names; a test holds the two lists equal.
     GENERATED_VARIABLES: ClassVar[frozenset[str]] = frozenset(
-        {"REGISTRY_ADDRESS", "REGISTRY_NAMESPACE", "CACHE_BACKENDS", "CUDA_LINES"}
+        {
+            "REGISTRY_ADDRESS",
+            "REGISTRY_NAMESPACE",
+            "CACHE_BACKENDS",
+            "CUDA_LINES",
+            "ROCM_LINES",
+            "XPU_LINES",
+        }
     )
     # GitHub allows up to six reviewers (users and teams together) per environment.
     MAX_REVIEWERS: ClassVar[int] = 6
@@ -511,6 +566,12 @@ class StackSettings(_Strict):
     cudaLines: dict[StrictStr, CudaLine] = Field(
         default_factory=dict, description="CUDA matrix: line (cu130) -> its pins. Default: one."
     )
+    rocmLines: dict[StrictStr, RocmLine] = Field(
+        default_factory=dict, description="ROCm matrix: line (rocm7.14) -> its pins. Default: one."
+    )
+    xpuLines: dict[StrictStr, XpuLine] = Field(
+        default_factory=dict, description="The XPU line's own pins: {xpu: {torch: ...}}."
+    )
     cacheThresholds: dict[str, float] = Field(default_factory=dict)
     requireLock: StrictBool = Field(
         default=False,
@@ -616,6 +677,7 @@ class StackSettings(_Strict):
                     f"so every line of {lines_key} would install the same torch; write e.g. "
                     "https://mirror.example/whl/{line}"
                 )
+        self._other_kinds_consistent()
         for name, line in self.lines.items():
             arch_list = line.cudaArchList or cuda.default_arch_list(line.cuda)
             where = (
@@ -625,6 +687,57 @@ class StackSettings(_Strict):
             )
             if problem := cuda.arch_list_problem(arch_list, line.cuda):
                 raise SettingsError(f"{where} {arch_list!r} {problem}")
+
+    def _other_kinds_consistent(self) -> None:
+        """ROCm lines named by their index and pinned once; the XPU line is ``xpu``."""
+        rocm_key = key("rocmLines")
+        if self.rocmLines:
+            if "rocm" in self.versions.model_fields_set:
+                raise SettingsError(
+                    f"{key('versions')}.rocm is {self.versions.rocm!r} but {rocm_key} is set: "
+                    f"each line pins its own ROCm there; remove versions.rocm"
+                )
+            for name, rocm_line in self.rocmLines.items():
+                index = accelerators.rocm_line_name(rocm_line.rocm)
+                if name != index:
+                    raise SettingsError(
+                        f"{rocm_key}.{name} pins ROCm {rocm_line.rocm}, whose torch index is "
+                        f"{index!r}; name the line after its index: "
+                        f"{index}: {{rocm: '{rocm_line.rocm}'}}"
+                    )
+            index_url = self.sources.torchIndexRocm
+            if len(self.rocmLines) > 1 and "{line}" not in index_url:
+                raise SettingsError(
+                    f"{key('sources')}.torchIndexRocm is {index_url!r} with no {{line}} "
+                    f"placeholder, so every line of {rocm_key} would install the same torch; "
+                    "write e.g. https://mirror.example/whl/{line}"
+                )
+        for name in self.xpuLines:
+            if name != accelerators.XPU_LINE:
+                raise SettingsError(
+                    f"{key('xpuLines')} names the line {name!r}, but PyTorch publishes one XPU "
+                    f"index, so the one XPU line is {accelerators.XPU_LINE!r}: write "
+                    f"xpuLines: {{{accelerators.XPU_LINE}: {{torch: ...}}}}"
+                )
+
+    def lines_of(self, kind: str) -> dict[str, LineSpec]:
+        """The lines of one accelerator kind this stack builds, each with its spec; without
+        the kind's map, one line from the stack's pins (as for CUDA)."""
+        if kind == accelerators.CUDA:
+            return dict(self.lines)
+        if kind == accelerators.ROCM:
+            if self.rocmLines:
+                return dict(self.rocmLines)
+            rocm = self.versions.rocm
+            return {accelerators.rocm_line_name(rocm): RocmLine(rocm=rocm)}
+        if kind == accelerators.XPU:
+            return dict(self.xpuLines) or {accelerators.XPU_LINE: XpuLine()}
+        raise KeyError(f"no accelerator kind {kind!r}")
+
+    def has_line_map(self, kind: str) -> bool:
+        """Whether the kind's lines are a matrix of the stack file (``cudaLines``, ...):
+        then their builds, caches and moving tags carry the line's name."""
+        return bool(getattr(self, accelerators.LINES_KEYS[kind]))
 
     @property
     def lines(self) -> dict[str, CudaLine]:

@@ -24,8 +24,10 @@ from tests.dockerfile_model import TORCH_DOCKERFILES, parse, references
 
 @pytest.fixture
 def fake_python(tmp_path: Path) -> Path:
-    """A `python` that answers the CUDA probe with $FAKE_CUDA (0 yes, 3 no, else a crash) and
-    $FAKE_PROBE_ERROR on stderr, and otherwise prints its argv."""
+    """A `python` that answers the device probe as a torch built for $FAKE_KIND (cuda by
+    default; "none" for a CPU build) with the exit status $FAKE_CUDA (0 usable, 3 not, else a
+    crash, which prints no answer), $FAKE_PROBE_ERROR on stderr, and otherwise prints its
+    argv."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     python = bin_dir / "python"
@@ -33,6 +35,11 @@ def fake_python(tmp_path: Path) -> Path:
         "#!/bin/sh\n"
         'if [ "$1" = "-c" ]; then\n'
         '    if [ -n "${FAKE_PROBE_ERROR:-}" ]; then echo "$FAKE_PROBE_ERROR" >&2; fi\n'
+        '    case "${FAKE_CUDA:-3}" in\n'
+        '        0) echo "accelerator: ${FAKE_KIND:-cuda} Fake GPU 9000" ;;\n'
+        '        3) if [ "${FAKE_KIND:-cuda}" = none ]; then echo "accelerator: none";\n'
+        '           else echo "accelerator: ${FAKE_KIND:-cuda} (no device)"; fi ;;\n'
+        "    esac\n"
         '    exit "${FAKE_CUDA:-3}"\n'
         "fi\n"
         'printf "%s\\n" "$@"\n'
@@ -54,12 +61,18 @@ def run_start(bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProc
     [
         ({"COMFYUI_DEVICE": "cpu"}, True),
         ({"COMFYUI_DEVICE": "cuda"}, False),
+        ({"COMFYUI_DEVICE": "rocm"}, False),
+        ({"COMFYUI_DEVICE": "xpu"}, False),
         ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "0"}, False),
+        ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "0", "FAKE_KIND": "rocm"}, False),
+        ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "0", "FAKE_KIND": "xpu"}, False),
+        ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "3", "FAKE_KIND": "xpu"}, True),
+        ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "3", "FAKE_KIND": "none"}, True),
         ({"COMFYUI_DEVICE": "auto", "FAKE_CUDA": "1"}, True),
         ({"FAKE_CUDA": "1"}, True),
     ],
 )
-def test_start_passes_cpu_exactly_when_cuda_is_unusable(
+def test_start_passes_cpu_exactly_when_no_accelerator_is_usable(
     fake_python: Path, env: dict[str, str], cpu: bool
 ) -> None:
     result = run_start(fake_python, **env)
@@ -99,11 +112,26 @@ def test_start_logs_a_failing_gpu_probe(fake_python: Path) -> None:
     assert "ImportError: libcuda.so" in result.stderr, "torch's own message must be logged"
 
 
-def test_start_says_why_it_runs_on_cpu(fake_python: Path) -> None:
-    result = run_start(fake_python, FAKE_CUDA="3", FAKE_PROBE_ERROR="driver too old")
+@pytest.mark.parametrize("kind", ["cuda", "rocm", "xpu"])
+def test_start_says_why_it_runs_on_cpu(fake_python: Path, kind: str) -> None:
+    result = run_start(fake_python, FAKE_CUDA="3", FAKE_KIND=kind, FAKE_PROBE_ERROR="too old")
     assert result.returncode == 0, result.stderr
-    assert "no usable CUDA device" in result.stderr
-    assert "driver too old" in result.stderr
+    assert f"torch (a {kind} build) sees no usable {kind} device" in result.stderr
+    assert "too old" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["cuda", "rocm", "xpu"])
+def test_start_logs_the_device_the_probe_found(fake_python: Path, kind: str) -> None:
+    """The kind's device probe is in the log: which accelerator, which device."""
+    result = run_start(fake_python, FAKE_CUDA="0", FAKE_KIND=kind)
+    assert result.returncode == 0, result.stderr
+    assert f"torch finds a usable {kind} device: Fake GPU 9000" in result.stderr
+    assert f"on {kind}" in result.stderr.splitlines()[-1]
+
+
+def test_start_says_a_cpu_build_is_one(fake_python: Path) -> None:
+    result = run_start(fake_python, FAKE_CUDA="3", FAKE_KIND="none")
+    assert "torch is a CPU build; starting on CPU" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -372,23 +400,63 @@ def test_entrypoint_sets_aside_a_venv_of_another_python(box: Box) -> None:
     assert made.stdout.strip() == str(box.data / "venv"), made.stderr
 
 
-@pytest.mark.parametrize("path", TORCH_DOCKERFILES)
-@pytest.mark.parametrize(
-    ("built_for", "line_wants", "passes"),
-    [(None, "", True), ("12.9", "12.9", True), ("13.0", "", False), (None, "13.0", False)],
-)
-def test_torch_cuda_check_runs_and_refuses_the_wrong_build(
-    path: str, built_for: str | None, line_wants: str, passes: bool, tmp_path: Path
+def standin_torch(
+    where: Path,
+    *,
+    cuda: str | None = None,
+    hip: str | None = None,
+    xpu: bool = False,
+    usable: bool = False,
 ) -> None:
-    """The check itself, taken from the Dockerfile and run on this Python (3.11, as the
-    stand-in bases have) against a torch that reports ``built_for``."""
-    (run,) = [c for s in parse(path).stages for c in s.commands if references(c, "TORCH_INDEX_URL")]
-    found = re.search(r"python -c '([^']*)' \"\$\{TORCH_CUDA\}\"", " ".join(run.value))
-    assert found, f"{path}: no python -c check of TORCH_CUDA"
-    package = tmp_path / "torch"
+    """A ``torch`` package that reports what a real build of one kind reports:
+    ``torch.version.cuda``, ``torch.version.hip``, ``torch.xpu._is_compiled()``."""
+    package = where / "torch"
     package.mkdir()
-    (package / "__init__.py").write_text('from torch import version\n__version__ = "2.8.0"\n')
-    (package / "version.py").write_text(f"cuda = {built_for!r}\n")
+    (package / "__init__.py").write_text(
+        "from torch import cuda, version, xpu\n__version__ = '2.15.0'\n"
+    )
+    (package / "version.py").write_text(f"cuda = {cuda!r}\nhip = {hip!r}\n")
+    device = (
+        f"def is_available():\n    return {usable!r}\n"
+        "def get_device_name(index):\n    return 'Stand-in GPU'\n"
+    )
+    (package / "cuda.py").write_text(device)
+    (package / "xpu.py").write_text(device + f"def _is_compiled():\n    return {xpu!r}\n")
+
+
+# (what torch reports, what the line wants, whether the layer passes)
+BUILDS = {
+    "cpu": {},
+    "cuda": {"cuda": "12.9"},
+    "rocm": {"hip": "7.14.60850-abc"},
+    "xpu": {"xpu": True},
+    "cuda and rocm": {"cuda": "12.9", "hip": "7.14.1"},
+}
+CHECKS = [
+    ("cpu", "", True),
+    ("cuda", "cuda:12.9", True),
+    ("rocm", "rocm:7.14", True),
+    ("xpu", "xpu", True),
+    ("cuda", "", False),  # a CUDA wheel on a CPU line
+    ("cpu", "cuda:13.0", False),
+    ("cuda", "rocm:7.14", False),  # a CUDA wheel on a ROCm line
+    ("rocm", "rocm:7.2", False),  # another ROCm's wheel
+    ("xpu", "cuda:12.9", False),
+    ("cuda and rocm", "rocm:7.14", False),  # built for two
+]
+
+
+@pytest.mark.parametrize("path", TORCH_DOCKERFILES)
+@pytest.mark.parametrize(("built_for", "line_wants", "passes"), CHECKS)
+def test_torch_accelerator_check_runs_and_refuses_the_wrong_build(
+    path: str, built_for: str, line_wants: str, passes: bool, tmp_path: Path
+) -> None:
+    """The check itself, taken from the Dockerfile and run on this Python against a torch
+    that reports ``built_for``: the line's kind and release, and nothing else."""
+    (run,) = [c for s in parse(path).stages for c in s.commands if references(c, "TORCH_INDEX_URL")]
+    found = re.search(r"python -c '([^']*)' \"\$\{TORCH_ACCELERATOR\}\"", " ".join(run.value))
+    assert found, f"{path}: no python -c check of TORCH_ACCELERATOR"
+    standin_torch(tmp_path, **BUILDS[built_for])
     result = subprocess.run(
         [sys.executable, "-c", found[1], line_wants],
         cwd=tmp_path,
@@ -398,4 +466,38 @@ def test_torch_cuda_check_runs_and_refuses_the_wrong_build(
     )
     assert (result.returncode == 0) is passes, result.stderr
     if not passes:
+        assert f"this line needs {line_wants or 'none (a CPU build)'}" in result.stderr
         assert "check TORCH_INDEX_URL" in result.stderr
+
+
+def start_probe() -> str:
+    text = (ROOT / DOCKERFILES_DIR / "core" / "app" / "start.sh").read_text()
+    found = re.search(r"^PROBE='([^']*)'$", text, re.MULTILINE)
+    assert found, "start.sh: no PROBE='...'"
+    return found[1]
+
+
+@pytest.mark.parametrize(
+    ("built_for", "usable", "answer", "status"),
+    [
+        ("cuda", True, "accelerator: cuda Stand-in GPU", 0),
+        ("rocm", True, "accelerator: rocm Stand-in GPU", 0),
+        ("xpu", True, "accelerator: xpu Stand-in GPU", 0),
+        ("rocm", False, "accelerator: rocm (no device)", 3),
+        ("cpu", False, "accelerator: none", 3),
+    ],
+)
+def test_the_start_probe_names_the_kind_torch_is_built_for(
+    built_for: str, usable: bool, answer: str, status: int, tmp_path: Path
+) -> None:
+    """start.sh's own probe, run against a torch of each kind: ROCm's torch answers through
+    torch.cuda too, so the kind comes from torch.version.hip, not from torch.cuda."""
+    standin_torch(tmp_path, usable=usable, **BUILDS[built_for])
+    result = subprocess.run(
+        [sys.executable, "-c", start_probe()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (status, answer), result.stderr

@@ -475,9 +475,10 @@ def test_torch_comes_only_from_its_own_index(path: str) -> None:
             f'{where}: torch must install with --index-url "${{TORCH_INDEX_URL}}"'
         )
         assert 'if [ -z "${TORCH_INDEX_URL}" ]' in script, f"{where}: an empty index must fail"
-        unchecked = f"{where}: the installed torch's CUDA is not checked against TORCH_CUDA"
-        assert "torch.version.cuda" in script, unchecked
-        assert '"${TORCH_CUDA}"' in script, unchecked
+        unchecked = f"{where}: the installed torch is not checked against TORCH_ACCELERATOR"
+        for report in ("torch.version.cuda", '"hip"', '"_is_compiled"'):
+            assert report in script, f"{unchecked} ({report} is not read)"
+        assert '"${TORCH_ACCELERATOR}"' in script, unchecked
 
 
 @pytest.mark.parametrize(

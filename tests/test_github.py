@@ -319,6 +319,8 @@ def test_prod_stack_github_resources_names_and_inputs(
             (VARIABLE, "github-variable-REGISTRY_NAMESPACE"),
             (VARIABLE, "github-variable-CACHE_BACKENDS"),
             (VARIABLE, "github-variable-CUDA_LINES"),
+            (VARIABLE, "github-variable-ROCM_LINES"),
+            (VARIABLE, "github-variable-XPU_LINES"),
         ]
     )
     wanted = config[f"{NS}:github"]
@@ -341,6 +343,8 @@ def test_prod_stack_github_resources_names_and_inputs(
         "REGISTRY_NAMESPACE": registry["namespace"],
         "CACHE_BACKENDS": ",".join(config[f"{NS}:cache"]["backends"]),
         "CUDA_LINES": ",".join(config[f"{NS}:cudaLines"]),
+        "ROCM_LINES": f"rocm{config[f'{NS}:versions']['rocm']}",
+        "XPU_LINES": "xpu",
     }
     secrets = {unwrap(r.inputs)["secretName"]: unwrap(r.inputs) for r in recording.of_type(SECRET)}
     assert set(secrets) == {"GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN"}
@@ -405,7 +409,14 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
         "repository": "acme/comfyui",
         "environment": "prod",
         "secrets": ["GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN", "HF_TOKEN", "PIN"],
-        "variables": ["CACHE_BACKENDS", "CUDA_LINES", "REGISTRY_ADDRESS", "REGISTRY_NAMESPACE"],
+        "variables": [
+            "CACHE_BACKENDS",
+            "CUDA_LINES",
+            "REGISTRY_ADDRESS",
+            "REGISTRY_NAMESPACE",
+            "ROCM_LINES",
+            "XPU_LINES",
+        ],
     }
     # The component's own output: the environment's name, for resources that follow it.
     [component] = recording.of_type(COMPONENT)
@@ -456,7 +467,7 @@ def test_no_user_variable_may_take_the_name_of_a_generated_one(
         unwrap(r.inputs)["variableName"]
         for r in evaluate(github_config(base_config)).of_type(VARIABLE)
     }
-    assert "CUDA_LINES" in generated
+    assert {"CUDA_LINES", "ROCM_LINES", "XPU_LINES"} <= generated
     assert generated == set(GithubSettings.GENERATED_VARIABLES)
     for name in sorted(generated):
         for spelled in (name, name.lower()):

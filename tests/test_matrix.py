@@ -81,12 +81,12 @@ def test_line_pins_reach_only_that_line(evaluate: Evaluate, matrix: dict[str, An
     for line, spec in LINES.items():
         args = inputs[f"core-cuda-{line}"]["args"]
         assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{line}"
-        assert args["TORCH_CUDA"] == cuda.torch_cuda(spec["cuda"])
+        assert args["TORCH_ACCELERATOR"] == f"cuda:{cuda.torch_cuda(spec['cuda'])}"
         base = inputs[f"runtime-cuda-{line}"]["args"]["BASE_IMAGE"]
         assert base == f"nvidia/cuda:{spec['cuda']}-base-ubuntu24.04"
         builder = inputs[f"sageattention-builder-{line}"]["args"]
         assert builder["TORCH_CUDA_ARCH_LIST"] == cuda.default_arch_list(spec["cuda"])
-    assert "TORCH_CUDA" not in inputs["core-cpu"]["args"]
+    assert "TORCH_ACCELERATOR" not in inputs["core-cpu"]["args"]
 
 
 @pytest.mark.parametrize(
@@ -175,11 +175,20 @@ def test_prod_stack_plans_the_matrix_with_every_ref_unique(
     assert collisions(written) == []
     refs = [w.ref for w in written]
     assert len(refs) == len(set(refs))
+    assert set(settings.lines_of("rocm")) == {"rocm7.14"}
+    assert set(settings.lines_of("xpu")) == {"xpu"}
     images = evaluate(config, stack="prod").images()
-    assert len(images) == 2 + 2 * len(CUDA_TARGETS)
+    # runtime-cpu and core-cpu, every CUDA target per line, one ROCm and one XPU core
+    assert len(images) == 2 + 2 * len(CUDA_TARGETS) + 2
     for line in ("cu130", "cu126"):
         tags = unwrap(images[f"core-cuda-{line}"].inputs)["tags"]
         assert tags[1] == f"ghcr.io/acme/comfyui/core-cuda:latest-{line}"
+    for target, index in (("core-rocm", "rocm7.14"), ("core-xpu", "xpu")):
+        inputs = unwrap(images[target].inputs)
+        assert inputs["buildArgs"]["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{index}"
+        assert inputs["context"]["named"]["runtime"]["location"].startswith(
+            "docker-image://ghcr.io/acme/comfyui/runtime-cpu:"
+        ), "ROCm and XPU wheels carry their user space: the plain Ubuntu runtime"
 
 
 def test_a_single_line_stack_keeps_plain_names(

@@ -20,7 +20,7 @@ from tests.conftest import Evaluate, with_overrides, write_lock
 from tools.offline import unwrap
 
 RUNTIMES = {"runtime-cuda", "runtime-cpu"}
-CORES = {"core-cuda", "core-cpu"}
+CORES = {"core-cuda", "core-cpu", "core-rocm", "core-xpu"}
 BUILDER = {"sageattention-builder"}
 COMPLETE = {"complete-cuda"}
 
@@ -30,6 +30,8 @@ VERSION_ROUTES: dict[str, tuple[str, set[str]]] = {
     "ubuntu": ("26.04", RUNTIMES | BUILDER),
     # The CUDA release picks the line's base, its torch index and the torch CUDA it checks.
     "cuda": ("12.9.1", {"runtime-cuda", "core-cuda"} | BUILDER),
+    # The ROCm release picks the ROCm line's torch index and the HIP its torch must report.
+    "rocm": ("10.0", {"core-rocm"}),
     "torch": ("2.16.0", CORES | BUILDER),
     "torchvision": ("0.30.0", CORES),
     "torchaudio": ("2.12.0", CORES),
@@ -45,6 +47,8 @@ SOURCE_ROUTES: dict[str, tuple[str, set[str]]] = {
     "sageattention": ("https://mirror.test/SageAttention.git#{version}", BUILDER),
     "torchIndexCpu": ("https://mirror.test/torch/cpu", {"core-cpu"}),
     "torchIndexCuda": ("https://mirror.test/torch/{line}", {"core-cuda"} | BUILDER),
+    "torchIndexRocm": ("https://mirror.test/torch/{line}", {"core-rocm"}),
+    "torchIndexXpu": ("https://mirror.test/torch/{line}", {"core-xpu"}),
     "pypiMirror": ("https://mirror.test/pypi/simple", CORES | BUILDER | COMPLETE),
     "wheelhouse": ("build/wheelhouse", CORES | BUILDER | COMPLETE),
     # A directory holding a lock of the pinned version (test_source_reaches_...: written).
@@ -137,8 +141,9 @@ def test_pins_reach_the_dockerfile_as_the_declared_arg(
     config = with_overrides(everything, sources=sources)
     inputs = own_inputs(evaluate(config))
     for name, target in TARGETS.items():
-        # A CPU build's expected torch CUDA is empty, so it is left out (image.build_args).
-        left_out = {"TORCH_CUDA"} if target.args.get("TORCH_CUDA") == "noCuda" else set()
+        # A CPU build's expected accelerator is empty, so it is left out (image.build_args).
+        cpu = target.args.get("TORCH_ACCELERATOR") == "noAccelerator"
+        left_out = {"TORCH_ACCELERATOR"} if cpu else set()
         assert set(inputs[name]["args"]) == set(target.args) - left_out | set(REPRODUCIBLE), name
         assert inputs[name]["args"]["SOURCE_DATE_EPOCH"] == "0", name
 

@@ -282,7 +282,7 @@ def test_prod_reports_each_bump_and_the_targets_it_rebuilds(
     # comfyui reaches every core; the trio only the lines without their own (cu126 keeps
     # its own pins, as its index stopped at 2.14.1), but cu126's complete follows its core.
     assert (
-        "Rebuilds: `core-cuda-cu130`, `core-cuda-cu126`, `core-cpu`, "
+        "Rebuilds: `core-cuda-cu130`, `core-cuda-cu126`, `core-cpu`, `core-rocm`, `core-xpu`, "
         "`sageattention-builder-cu130` (their build args or sources change), then "
         "`complete-cuda-cu130`, `complete-cuda-cu126` (a parent's digest changes)."
     ) in out
@@ -294,18 +294,18 @@ def test_prod_reports_each_bump_and_the_targets_it_rebuilds(
     [
         (
             {"comfyCli": "1.24.0"},
-            ["core-cpu", "core-cuda-cu130", "core-cuda-cu126"],
+            ["core-cpu", "core-cuda-cu130", "core-cuda-cu126", "core-rocm", "core-xpu"],
             ["complete-cuda-cu130", "complete-cuda-cu126"],
         ),
         # The cu126 line pins its own trio: a stack-wide trio bump passes it by.
         (
             {"torchvision": "0.29.2"},
-            ["core-cpu", "core-cuda-cu130"],
+            ["core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu"],
             ["complete-cuda-cu130"],
         ),
         (
             {"torch": "2.15.0"},
-            ["sageattention-builder-cu130", "core-cpu", "core-cuda-cu130"],
+            ["sageattention-builder-cu130", "core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu"],
             ["complete-cuda-cu130"],
         ),
         ({}, [], []),
@@ -475,10 +475,11 @@ def test_a_line_with_its_own_trio_is_proposed_the_newest_its_own_index_carries(
     code, out, _ = run(prod, answers, "--write", capsys=capsys)
     assert code == releases.EXIT_BUMPS
     assert (
-        "| `cu126` | https://download.pytorch.org/whl/cu126 | 2.9.1 / 0.24.1 / 2.9.1 (its own) | "
+        "| `cudaLines.cu126` | https://download.pytorch.org/whl/cu126 | "
+        "2.9.1 / 0.24.1 / 2.9.1 (its own) | "
         "2.10.0 / 0.25.0 / 2.10.0 | **2.10.0 / 0.25.0 / 2.10.0** under the line |"
     ) in out
-    assert "| `cu130` | https://download.pytorch.org/whl/cu130 |" in out
+    assert "| `cudaLines.cu130` | https://download.pytorch.org/whl/cu130 |" in out
     assert "follows `versions` (bumped with it) |" in out
     assert "`cudaLines.cu126` → torch 2.10.0" in out
     assert lines_of(prod)["cu126"] == {
@@ -511,12 +512,13 @@ def test_a_line_whose_index_dropped_it_stays_on_its_last_pins_and_says_why(
         "torchaudio": "2.10.0",
     }
     assert (
-        "- `cu126`: https://download.pytorch.org/whl/cu126 publishes no torch 2.15.0 trio for "
+        "- `cudaLines.cu126`: https://download.pytorch.org/whl/cu126 publishes no torch 2.15.0 "
+        "trio for "
         "Python 3.12 on x86_64: the line stays on the newest trio it carries, torch 2.10.0, "
         "now pinned under the line."
     ) in out
     assert "follows `versions` (bumped with it)" in out
-    assert "`cudaLines.cu130`" not in out, "the line whose index carries the trio follows it"
+    assert "`cudaLines.cu130` → torch" not in out, "the line whose index carries it follows"
 
 
 def test_a_line_already_on_its_last_pins_stays_and_the_body_says_so(
@@ -527,7 +529,8 @@ def test_a_line_already_on_its_last_pins_stays_and_the_body_says_so(
     code, out, _ = run(prod, answers, "--write", capsys=capsys)
     assert code == releases.EXIT_BUMPS  # the stack's own pins are behind (BEHIND)
     assert (
-        "- `cu126`: its index carries nothing newer than torch 2.14.1 (the stack's torch is "
+        "- `cudaLines.cu126`: its index carries nothing newer than torch 2.14.1 (the stack's "
+        "torch is "
         "2.15.0); the line stays on its pins."
     ) in out
     assert lines_of(prod) == before

@@ -1,7 +1,8 @@
-"""Release tracking per line: each CUDA line's torch trio against the line's own index.
+"""Release tracking per line: each accelerator line's torch trio against its own index.
 
 torch, torchvision and torchaudio install from the index of the build's line (PyTorch's
-``/whl/cu130``, ``/whl/cu126``, ``/whl/cpu``, or a mirror of them), never from PyPI. An
+``/whl/cu130``, ``/whl/cu126``, ``/whl/rocm7.14``, ``/whl/xpu``, ``/whl/cpu``, or a mirror
+of them), never from PyPI. An
 index can stop carrying a line: PyTorch dropped cu126 at 2.15. So the trio pip's index
 offers is only a proposal for the builds that follow ``versions``; each line is read on
 its own index (PEP 503 or 691 pages):
@@ -10,8 +11,9 @@ its own index (PEP 503 or 691 pages):
 - a line that follows ``versions`` stays with it while its index carries the new trio,
   and otherwise gets its own trio, the newest its index carries, so it stays on its last
   pins instead of breaking; the pull request's body says why;
-- the builds that cannot pin their own trio (the CPU ones, and every build of a stack
-  without ``cudaLines``) bind the stack's trio: it moves only to what their indexes carry.
+- the builds that cannot pin their own trio (the CPU ones, and every build of a kind the
+  stack gives no map of lines: ``cudaLines``, ``rocmLines``, ``xpuLines``) bind the stack's
+  trio: it moves only to what their indexes carry.
 
 Compatibility (which torchvision and torchaudio accept which torch) is read from the
 metadata of pip's index, where every final release is published with PEP 658 metadata;
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
+from components.accelerators import KINDS, LINES_KEYS
 from components.cuda import TORCH_TRIO
 from components.indexes import INDEX_ARG
 from components.inputs import for_target
@@ -38,14 +41,15 @@ Fits = Callable[[str, Version, Version], bool]
 
 @dataclass
 class LineCheck:
-    """One CUDA line against its own torch index."""
+    """One line of a stack's map of lines against its own torch index."""
 
+    key: str  # where the line sits in the stack file: cudaLines.cu126, rocmLines.rocm7.14
     line: str
     index: str
     pinned: dict[str, str]  # the line's trio today: its own, or the stack's
     own: bool  # the stack file sets the line's own trio
     newest: dict[str, str]  # the newest trio its index carries, never older than ``pinned``
-    write: dict[str, str] = field(default_factory=dict)  # set under cudaLines.<line>
+    write: dict[str, str] = field(default_factory=dict)  # set under the line's key
     why: str = ""
 
 
@@ -75,7 +79,7 @@ def _carries(available: Mapping[str, list[Version]], pins: Mapping[str, str]) ->
 
 
 def torch_indexes(settings: StackSettings) -> tuple[dict[str, str], dict[str, str]]:
-    """(each matrix line's index, the indexes that bind the stack's trio), by name.
+    """(each mapped line's index by its key, the indexes that bind the stack's trio by name).
 
     Read from the builds' own ``TORCH_INDEX_URL``, so a mirror in ``sources`` is what is read.
     Only http(s) indexes are read: a ``file://`` wheelhouse is the stack's own.
@@ -86,8 +90,9 @@ def torch_indexes(settings: StackSettings) -> tuple[dict[str, str], dict[str, st
         url = for_target(build.target, build.settings).build_args.get(INDEX_ARG, "")
         if not url.startswith(("https://", "http://")):
             continue
-        if build.line and settings.cudaLines:
-            lines[build.line] = url
+        kind = build.target.line_kind
+        if build.line and kind and settings.has_line_map(kind):
+            lines[f"{LINES_KEYS[kind]}.{build.line}"] = url
         else:
             binding[build.line or "cpu"] = url
     return lines, binding
@@ -115,9 +120,11 @@ def check_lines(
     """Each matrix line against its index, given the stack's trio after any bump."""
     line_indexes, _ = torch_indexes(settings)
     checks: list[LineCheck] = []
-    for line, url in line_indexes.items():
-        own = any(name in file_lines.get(line, {}) for name in TORCH_TRIO)
-        spec = settings.lines[line]
+    kind_of = {LINES_KEYS[kind]: kind for kind in KINDS}
+    for key, url in line_indexes.items():
+        lines_key, _, line = key.partition(".")
+        own = any(name in file_lines.get(key, {}) for name in TORCH_TRIO)
+        spec = settings.lines_of(kind_of[lines_key])[line]
         today = {
             name: getattr(spec, name) or getattr(settings.versions, name) for name in TORCH_TRIO
         }
@@ -126,7 +133,7 @@ def check_lines(
             continue
         available = indexes.carried(url, f"torch index of line {line} ({url})")
         newest = _text(choose_trio(pinned, available, fits))
-        check = LineCheck(line, url, today, own, newest)
+        check = LineCheck(key, line, url, today, own, newest)
         if own:
             if newest != today:
                 check.write = newest
@@ -153,7 +160,8 @@ def render_lines(checks: list[LineCheck], stack_bumped: bool) -> list[str]:
         return []
     out = [
         "",
-        "CUDA lines, each against its own torch index (`comfyui-images:cudaLines`):",
+        "Lines, each against its own torch index (`comfyui-images:cudaLines`, `rocmLines`, "
+        "`xpuLines`):",
         "",
         "| line | index | pinned (torch / vision / audio) | newest it carries | proposal |",
         "|---|---|---|---|---|",
@@ -169,6 +177,6 @@ def render_lines(checks: list[LineCheck], stack_bumped: bool) -> list[str]:
             proposal = "stays"
         else:
             proposal = "follows `versions`" + (" (bumped with it)" if stack_bumped else "")
-        out.append(f"| `{c.line}` | {c.index} | {pinned} | {newest} | {proposal} |")
-    reasons = [f"- `{c.line}`: {c.why}." for c in checks if c.why]
+        out.append(f"| `{c.key}` | {c.index} | {pinned} | {newest} | {proposal} |")
+    reasons = [f"- `{c.key}`: {c.why}." for c in checks if c.why]
     return [*out, "", *reasons] if reasons else out

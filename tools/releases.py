@@ -46,6 +46,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from components import accelerators
 from components.cuda import TORCH_TRIO
 from components.decode import KNOWN_KEYS, decode_config, parse_settings
 from components.errors import SettingsError
@@ -76,7 +77,8 @@ EXIT_BUMPS = 10
 EXIT_ERROR = 1
 
 VERSIONS_KEY = f"{NAMESPACE}:versions"
-LINES_KEY = f"{NAMESPACE}:cudaLines"
+# The maps of lines, each line's own trio under <key>.<line> (cudaLines.cu126).
+LINES_KEYS = tuple(f"{NAMESPACE}:{key}" for key in accelerators.LINES_KEYS.values())
 TRACKED = ("comfyui", "comfyCli", *TORCH_TRIO)
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -128,8 +130,12 @@ class StackFile:
         return {str(k): str(v) for k, v in versions.items()}
 
     def lines(self) -> dict[str, dict[str, str]]:
-        lines = self.config.get(LINES_KEY) or {}
-        return {str(n): {str(k): str(v) for k, v in (o or {}).items()} for n, o in lines.items()}
+        """Every line's keys as the file sets them, by the line's key (cudaLines.cu126)."""
+        return {
+            f"{lines_key.partition(':')[2]}.{n}": {str(k): str(v) for k, v in (o or {}).items()}
+            for lines_key in LINES_KEYS
+            for n, o in (self.config.get(lines_key) or {}).items()
+        }
 
     def write_pins(
         self,
@@ -137,13 +143,14 @@ class StackFile:
         lines: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Replace pin values in place, keeping each value's quoting (or quoting a value that
-        YAML would read as something other than a string); ``lines`` sets pins under
-        ``cudaLines.<line>``, after the line's other keys when they are new."""
+        YAML would read as something other than a string); ``lines`` sets pins under each
+        line's key (``cudaLines.cu126``), after the line's other keys when they are new."""
         versions = self.config.get(VERSIONS_KEY)
         for name, value in new.items():
             versions[name] = _styled(versions[name], value)
-        for line, pins in (lines or {}).items():
-            spec = self.config[LINES_KEY][line]
+        for line_key, pins in (lines or {}).items():
+            lines_key, _, line = line_key.partition(".")
+            spec = self.config[f"{NAMESPACE}:{lines_key}"][line]
             for name, value in pins.items():
                 spec[name] = _styled(spec.get(name), value)
         buffer = io.StringIO()
@@ -153,14 +160,15 @@ class StackFile:
     def settings(self) -> StackSettings:
         """The validated settings, as the program sees them (secrets as placeholders).
 
-        ``cudaLines`` is left out when this checkout's settings do not know it yet, since
+        A map of lines is left out when this checkout's settings do not know it yet, since
         only the rebuild routing of ``components/inputs.py`` is asked of them here.
         """
         from tools.offline import config_from_mapping  # noqa: PLC0415 (pulumi is heavy)
 
         plain = json.loads(json.dumps(self.config))
-        if LINES_KEY.partition(":")[2] not in KNOWN_KEYS:
-            plain.pop(LINES_KEY, None)
+        for lines_key in LINES_KEYS:
+            if lines_key.partition(":")[2] not in KNOWN_KEYS:
+                plain.pop(lines_key, None)
         values, secret_keys = config_from_mapping(plain)
         try:
             return parse_settings(decode_config(values, secret_keys))
@@ -185,11 +193,13 @@ def rebuilt_targets(
     ancestors, rebuilt through the parent's new digest.
     """
     update: dict[str, Any] = {"versions": settings.versions.model_copy(update=bumps)}
-    if line_bumps:
-        update["cudaLines"] = {
-            name: line.model_copy(update=dict(line_bumps.get(name, {})))
-            for name, line in settings.cudaLines.items()
-        }
+    for lines_key in accelerators.LINES_KEYS.values():
+        mapped = getattr(settings, lines_key)
+        if line_bumps and mapped:
+            update[lines_key] = {
+                name: line.model_copy(update=dict(line_bumps.get(f"{lines_key}.{name}", {})))
+                for name, line in mapped.items()
+            }
     bumped = settings.model_copy(update=update)
     before, after = builds(settings), builds(bumped)
 
@@ -224,8 +234,8 @@ class Report:
 
     @property
     def line_bumps(self) -> dict[str, dict[str, str]]:
-        """The pins to write under each line (``cudaLines.<line>.torch``, ...)."""
-        return {c.line: c.write for c in self.lines if c.write}
+        """The pins to write under each line, by its key (``cudaLines.cu126``)."""
+        return {c.key: c.write for c in self.lines if c.write}
 
 
 def check(
@@ -286,7 +296,7 @@ def check(
     line_checks = (
         check_lines(settings, stack_file.lines(), after, indexes, fits) if pinned_trio else []
     )
-    line_bumps = {c.line: c.write for c in line_checks if c.write}
+    line_bumps = {c.key: c.write for c in line_checks if c.write}
     return Report(
         stack=stack,
         path=stack_file.path,
@@ -323,10 +333,7 @@ def render(report: Report) -> str:
     changes = report.bumps or report.line_bumps
     if changes:
         bumped = [f"`{p}` {_old(report, p)} → {v}" for p, v in report.bumps.items()]
-        bumped += [
-            f"`cudaLines.{line}` → torch {pins['torch']}"
-            for line, pins in report.line_bumps.items()
-        ]
+        bumped += [f"`{line}` → torch {pins['torch']}" for line, pins in report.line_bumps.items()]
         lines.append(f"Bumps: {', '.join(bumped)}.")
         direct = ", ".join(f"`{t}`" for t in report.rebuilds["direct"]) or "none"
         lines.append(f"Rebuilds: {direct} (their build args or sources change)")
