@@ -13,8 +13,8 @@ build, and the bytes BuildKit pulled from and pushed to the registry (its access
 bench/registry_traffic.py). Results go to ``bench/results/<timestamp>.md``, ``.json`` (with
 the payload and the machine's details) and ``.png`` (seconds and bytes per scenario).
 
-Payloads: ``small`` (default; the stand-ins of the engine tests) or ``realistic``: all six
-targets, torch stand-ins with incompressible payloads as large as the real libraries
+Payloads: ``small`` (default; the stand-ins of the engine tests) or ``realistic``: the six
+CUDA and CPU targets, torch stand-ins with incompressible payloads as large as the real libraries
 (2.5 GB per CUDA line, 200 MB CPU; bench/payloads.py), and ComfyUI's real requirements from
 PyPI when the upstream snapshot is on this machine (``--comfyui-requirements``).
 ``--scaling 0.5,1,2.5`` adds the app-change cost of core-cuda at those CUDA payloads (GB).
@@ -125,8 +125,8 @@ def upstream_requirements(given: Path | None) -> str | None:
 
 
 def realistic(config: dict[str, Any]) -> dict[str, Any]:
-    """All six targets and heavy torch stand-ins (the real ComfyUI requirements are written
-    into each stand-in source once the scenario has made it)."""
+    """The six CUDA and CPU targets and heavy torch stand-ins (the real ComfyUI requirements
+    are written into each stand-in source once the scenario has made it)."""
     fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", REALISTIC)
     return {**config, f"{NS}:targets": ["core-cpu", "complete-cuda"]}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine import Engine, docker
-from components import cuda
+from components import accelerators, cuda
 from components.cuda import TORCH_TRIO
 from components.project import NAMESPACE, ROOT
 from components.settings import PIN_EXAMPLES
@@ -63,41 +63,62 @@ def make_wheel(
 
 
 def torch_lines(config: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Each torch index a stack config installs from ("cpu" and its CUDA lines), with the
-    torch pins it asks that index for (a line's own overrides included)."""
+    """Each torch index a stack config installs from ("cpu", its CUDA lines, and the ROCm and
+    XPU lines when it builds their cores), with the torch pins it asks that index for (a
+    line's own overrides included)."""
     versions = config.get(f"{NS}:versions") or {}
     pins = {name: versions.get(name, PIN_EXAMPLES[name]) for name in TORCH_TRIO}
-    lines = config.get(f"{NS}:cudaLines") or {
-        cuda.wheel_tag(versions.get("cuda", PIN_EXAMPLES["cuda"])): {}
-    }
+    lines = dict(
+        config.get(f"{NS}:cudaLines")
+        or {cuda.wheel_tag(versions.get("cuda", PIN_EXAMPLES["cuda"])): {}}
+    )
+    targets = config.get(f"{NS}:targets") or []
+    if "core-rocm" in targets:
+        rocm = accelerators.rocm_line_name(versions.get("rocm", PIN_EXAMPLES["rocm"]))
+        lines |= config.get(f"{NS}:rocmLines") or {rocm: {}}
+    if "core-xpu" in targets:
+        lines |= config.get(f"{NS}:xpuLines") or {accelerators.XPU_LINE: {}}
     result = {"cpu": pins}
     for line, spec in lines.items():
         result[line] = {name: (spec or {}).get(name) or pins[name] for name in TORCH_TRIO}
     return result
 
 
+def standin_torch_modules(line: str, version: str) -> dict[str, str]:
+    """The stand-in torch of one line's index, reporting what a real build of that line
+    reports: ``torch.version.cuda`` ("12.9" on cu129), ``torch.version.hip`` ("7.14.0-..."
+    on rocm7.14), ``torch.xpu._is_compiled()`` (True on xpu); none of them on cpu. No device
+    is ever usable here: ``torch.cuda`` and ``torch.xpu`` answer as on a host without GPUs."""
+    cuda_text = repr(f"{line[2:-1]}.{line[-1]}") if cuda.is_line_name(line) else "None"
+    rocm = line.removeprefix("rocm")
+    hip_text = repr(f"{rocm}.0-standin") if accelerators.is_line_name("rocm", line) else "None"
+    device = (
+        "def is_available():\n    return False\n\n\n"
+        "def get_device_name(index=0):\n    raise RuntimeError('no device (a stand-in torch)')\n"
+    )
+    return {
+        "__init__.py": f'from torch import cuda, version, xpu\n__version__ = "{version}"\n',
+        "version.py": f'__version__ = "{version}"\ncuda = {cuda_text}\nhip = {hip_text}\n',
+        "cuda.py": device,
+        "xpu.py": device + f"\n\ndef _is_compiled():\n    return {line == accelerators.XPU_LINE}\n",
+    }
+
+
 def make_torch_index(wheelhouse: Path, line: str, pins: dict[str, str]) -> Path:
     """A PEP 503 index of stand-in torch, torchvision and torchaudio for one line ("cpu",
-    "cu129"), laid out like PyTorch's own under ``<wheelhouse>/index/<line>``: each pin's
-    public version with the line as local label (2.8.0+cu129.standin), and a torch whose
-    ``torch.version.cuda`` is the line's CUDA ("12.9"; None for cpu), as real builds report.
-    The stacks reach it as ``file:///wheelhouse/index/<line>`` (the wheelhouse context)."""
+    "cu129", "rocm7.14", "xpu"), laid out like PyTorch's own under
+    ``<wheelhouse>/index/<line>``: each pin's public version with the line as local label
+    (2.8.0+cu129.standin), and a torch that reports the line's accelerator
+    (``standin_torch_modules``). The stacks reach it as ``file:///wheelhouse/index/<line>``
+    (the wheelhouse context)."""
     root = wheelhouse / "index" / line
-    cuda_text = "None" if line == "cpu" else repr(f"{line[2:-1]}.{line[-1]}")
     links = []
     for name in TORCH_TRIO:
         version = f"{pins[name].split('+', 1)[0]}+{line}.standin"
         project = root / name
         shutil.rmtree(project, ignore_errors=True)
         project.mkdir(parents=True)
-        modules = (
-            {
-                "__init__.py": f'from torch import version\n__version__ = "{version}"\n',
-                "version.py": f'__version__ = "{version}"\ncuda = {cuda_text}\n',
-            }
-            if name == "torch"
-            else {}
-        )
+        modules = standin_torch_modules(line, version) if name == "torch" else {}
         wheel = make_wheel(project, name, version, modules)
         (project / "index.html").write_text(
             f'<!DOCTYPE html><html><body><a href="{wheel.name}">{wheel.name}</a></body></html>\n'

@@ -665,3 +665,36 @@ def test_a_failing_lock_fails_the_run_naming_it(
     assert code == releases.EXIT_ERROR
     assert "their lock could not be made" in err
     assert "git fetch failed" in err
+
+
+def test_a_rocm_line_with_its_own_trio_is_proposed_what_its_own_index_carries(
+    prod: Path, answers: Answers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every map of lines is tracked the same way: a ROCm line pinned at 2.14.0 moves to the
+    newest trio its recorded rocm7.14 page carries, written under rocmLines.<line>."""
+    document = yaml.safe_load(prod.read_text())
+    config = document["config"]
+    del config["comfyui-images:versions"]["rocm"]  # the line pins its own ROCm now
+    config["comfyui-images:rocmLines"] = {
+        "rocm7.14": {
+            "rocm": "7.14",
+            "torch": "2.14.0",
+            "torchvision": "0.29.0",
+            "torchaudio": "2.11.1",
+        }
+    }
+    prod.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run(prod, answers, "--write", capsys=capsys)
+    assert code == releases.EXIT_BUMPS
+    assert "| `rocmLines.rocm7.14` | https://download.pytorch.org/whl/rocm7.14 | " in out
+    assert "`rocmLines.rocm7.14` → torch 2.15.0" in out
+    written = yaml.safe_load(prod.read_text())["config"]["comfyui-images:rocmLines"]
+    assert written == {
+        "rocm7.14": {
+            "rocm": "7.14",
+            "torch": "2.15.0",
+            "torchvision": "0.29.2",
+            "torchaudio": "2.11.1",
+        }
+    }
+    assert "core-rocm-rocm7.14" in out, "the rebuild list names the line's build"

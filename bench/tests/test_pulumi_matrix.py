@@ -1,7 +1,8 @@
 """The CUDA matrix deployed for real: a two-line stack shaped like prod, through the real CLI.
 
 runtime, core, the SageAttention builder and complete on two CUDA lines (prod's cu130 and
-cu126), plus the CPU pair, on the stand-ins of the ``ci`` stack, in a namespace of its own.
+cu126), plus the CPU pair and the ROCm and XPU cores (from the shared runtime-cpu, each from
+its own stand-in index), on the stand-ins of the ``ci`` stack, in a namespace of its own.
 ``pulumi up`` once, then nothing may change: ``preview --expect-no-changes`` and
 ``up --expect-no-changes`` build nothing. The exported refs are what the registry holds, and
 each child is built from its own line's parent, by digest.
@@ -34,7 +35,7 @@ def matrix(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Deployme
     versions = {k: v for k, v in config[f"{NS}:versions"].items() if k != "cuda"}
     config.pop(f"{NS}:cacheThresholds")  # ci's thresholds name its single-line builds
     config |= {
-        f"{NS}:targets": list(TARGETS),  # all six
+        f"{NS}:targets": list(TARGETS),  # every target: the CUDA lines, ROCm, XPU, CPU
         f"{NS}:versions": versions,
         f"{NS}:cudaLines": LINES,
     }
@@ -48,7 +49,8 @@ def matrix(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Deployme
 
 def _expected_builds() -> set[str]:
     per_line = {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
-    return {f"{t}-{line}" for t in per_line for line in LINES} | {"runtime-cpu", "core-cpu"}
+    others = {"runtime-cpu", "core-cpu", "core-rocm", "core-xpu"}
+    return {f"{t}-{line}" for t in per_line for line in LINES} | others
 
 
 def test_refs_are_what_the_registry_holds(matrix: Deployment, engine: Engine) -> None:  # noqa: F811
