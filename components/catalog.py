@@ -74,6 +74,34 @@ _CORE_ARGS = {
 # ComfyUI's and comfy-cli's dependencies, locked per ComfyUI version (components/locks.py).
 _CORE_SOURCES = {"comfyui-src": "comfyuiSource", "comfyui-lock": "comfyuiLock", **_WHEELHOUSE}
 
+
+def _core(
+    kind: str,
+    runtime: str,
+    version_tag: str,
+    *,
+    line_kind: str | None = None,
+    accelerator: str | None = None,
+) -> Target:
+    """core-<kind>: ComfyUI on ``runtime``, torch from the kind's index (``torchIndex<Kind>``)
+    checked against what the kind's torch must report (``torchAccelerator<Kind>``)."""
+    suffix = kind.capitalize()
+    return Target(
+        name=f"core-{kind}",
+        directory="core",
+        stage="core",
+        parents={"runtime": runtime},
+        args={
+            **_CORE_ARGS,
+            "TORCH_INDEX_URL": f"torchIndex{suffix}",
+            "TORCH_ACCELERATOR": accelerator or f"torchAccelerator{suffix}",
+        },
+        sources=_CORE_SOURCES,
+        version_tag=version_tag,
+        line_kind=line_kind,
+    )
+
+
 TARGETS: Mapping[str, Target] = MappingProxyType(
     {
         t.name: t
@@ -93,63 +121,12 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 args={"BASE_IMAGE": "ubuntuImage", "PYTHON_VERSION": "python"},
                 version_tag="ubuntu{ubuntu}-py{python}",
             ),
-            Target(
-                name="core-cuda",
-                directory="core",
-                stage="core",
-                parents={"runtime": "runtime-cuda"},
-                args={
-                    **_CORE_ARGS,
-                    "TORCH_INDEX_URL": "torchIndexCuda",
-                    "TORCH_ACCELERATOR": "torchAcceleratorCuda",
-                },
-                sources=_CORE_SOURCES,
-                version_tag="{comfyui}-cu{cuda}-torch{torch}",
-                line_kind=CUDA,
-            ),
-            Target(
-                name="core-cpu",
-                directory="core",
-                stage="core",
-                parents={"runtime": "runtime-cpu"},
-                args={
-                    **_CORE_ARGS,
-                    "TORCH_INDEX_URL": "torchIndexCpu",
-                    "TORCH_ACCELERATOR": "noAccelerator",
-                },
-                sources=_CORE_SOURCES,
-                version_tag="{comfyui}-cpu-torch{torch}",
-            ),
+            _core("cuda", "runtime-cuda", "{comfyui}-cu{cuda}-torch{torch}", line_kind=CUDA),
+            _core("cpu", "runtime-cpu", "{comfyui}-cpu-torch{torch}", accelerator="noAccelerator"),
             # ROCm and XPU torch wheels carry their own user space, so their cores start
             # from the plain Ubuntu runtime (runtime-cpu's image, shared, built once).
-            Target(
-                name="core-rocm",
-                directory="core",
-                stage="core",
-                parents={"runtime": "runtime-cpu"},
-                args={
-                    **_CORE_ARGS,
-                    "TORCH_INDEX_URL": "torchIndexRocm",
-                    "TORCH_ACCELERATOR": "torchAcceleratorRocm",
-                },
-                sources=_CORE_SOURCES,
-                version_tag="{comfyui}-rocm{rocm}-torch{torch}",
-                line_kind=ROCM,
-            ),
-            Target(
-                name="core-xpu",
-                directory="core",
-                stage="core",
-                parents={"runtime": "runtime-cpu"},
-                args={
-                    **_CORE_ARGS,
-                    "TORCH_INDEX_URL": "torchIndexXpu",
-                    "TORCH_ACCELERATOR": "torchAcceleratorXpu",
-                },
-                sources=_CORE_SOURCES,
-                version_tag="{comfyui}-xpu-torch{torch}",
-                line_kind=XPU,
-            ),
+            _core("rocm", "runtime-cpu", "{comfyui}-rocm{rocm}-torch{torch}", line_kind=ROCM),
+            _core("xpu", "runtime-cpu", "{comfyui}-xpu-torch{torch}", line_kind=XPU),
             Target(
                 name="sageattention-builder",
                 directory="sageattention",

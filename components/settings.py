@@ -14,7 +14,7 @@ About 670 lines, over the house's 400 on purpose: the shapes of every key stay i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
@@ -651,33 +651,23 @@ class StackSettings(_Strict):
     def _lines_consistent(self) -> None:
         """Each line named by its torch index, pinned once, with buildable architectures."""
         lines_key = key("cudaLines")
-        if self.cudaLines:
-            if "cuda" in self.versions.model_fields_set:
+        self._line_map_rules("cudaLines", "cuda", "CUDA", cuda.wheel_tag, "torchIndexCuda")
+        if self.cudaLines and self.cudaArchList is not None:
+            raise SettingsError(
+                f"{key('cudaArchList')} is {self.cudaArchList!r} but {lines_key} is set: "
+                f"set cudaArchList per line ({lines_key}.<line>.cudaArchList) or leave it "
+                "to the line's default"
+            )
+        self._line_map_rules(
+            "rocmLines", "rocm", "ROCm", accelerators.rocm_line_name, "torchIndexRocm"
+        )
+        for name in self.xpuLines:
+            if name != accelerators.XPU_LINE:
                 raise SettingsError(
-                    f"{key('versions')}.cuda is {self.versions.cuda!r} but {lines_key} is set: "
-                    f"each line pins its own CUDA there; remove versions.cuda"
+                    f"{key('xpuLines')} names the line {name!r}, but PyTorch publishes one XPU "
+                    f"index, so the one XPU line is {accelerators.XPU_LINE!r}: write "
+                    f"xpuLines: {{{accelerators.XPU_LINE}: {{torch: ...}}}}"
                 )
-            if self.cudaArchList is not None:
-                raise SettingsError(
-                    f"{key('cudaArchList')} is {self.cudaArchList!r} but {lines_key} is set: "
-                    f"set cudaArchList per line ({lines_key}.<line>.cudaArchList) or leave it "
-                    "to the line's default"
-                )
-            for name, line in self.cudaLines.items():
-                if name != cuda.wheel_tag(line.cuda):
-                    raise SettingsError(
-                        f"{lines_key}.{name} pins CUDA {line.cuda}, whose torch index is "
-                        f"{cuda.wheel_tag(line.cuda)!r}; name the line after its index: "
-                        f"{cuda.wheel_tag(line.cuda)}: {{cuda: {line.cuda}}}"
-                    )
-            index = self.sources.torchIndexCuda
-            if len(self.cudaLines) > 1 and index and "{line}" not in index:
-                raise SettingsError(
-                    f"{key('sources')}.torchIndexCuda is {index!r} with no {{line}} placeholder, "
-                    f"so every line of {lines_key} would install the same torch; write e.g. "
-                    "https://mirror.example/whl/{line}"
-                )
-        self._other_kinds_consistent()
         for name, line in self.lines.items():
             arch_list = line.cudaArchList or cuda.default_arch_list(line.cuda)
             where = (
@@ -688,37 +678,40 @@ class StackSettings(_Strict):
             if problem := cuda.arch_list_problem(arch_list, line.cuda):
                 raise SettingsError(f"{where} {arch_list!r} {problem}")
 
-    def _other_kinds_consistent(self) -> None:
-        """ROCm lines named by their index and pinned once; the XPU line is ``xpu``."""
-        rocm_key = key("rocmLines")
-        if self.rocmLines:
-            if "rocm" in self.versions.model_fields_set:
+    def _line_map_rules(
+        self,
+        lines_key: str,
+        pin: str,
+        label: str,
+        index_of: Callable[[str], str],
+        index_source: str,
+    ) -> None:
+        """A map of lines (cudaLines, rocmLines): each line named after the index of its
+        release, the release pinned there alone, and one index per line."""
+        lines: dict[str, CudaLine | RocmLine] = getattr(self, lines_key)
+        if not lines:
+            return
+        shown_key = key(lines_key)
+        if pin in self.versions.model_fields_set:
+            raise SettingsError(
+                f"{key('versions')}.{pin} is {getattr(self.versions, pin)!r} but {shown_key} is "
+                f"set: each line pins its own {label} there; remove versions.{pin}"
+            )
+        for name, line in lines.items():
+            release: str = getattr(line, pin)
+            index = index_of(release)
+            if name != index:
                 raise SettingsError(
-                    f"{key('versions')}.rocm is {self.versions.rocm!r} but {rocm_key} is set: "
-                    f"each line pins its own ROCm there; remove versions.rocm"
+                    f"{shown_key}.{name} pins {label} {release}, whose torch index is "
+                    f"{index!r}; name the line after its index: {index}: {{{pin}: '{release}'}}"
                 )
-            for name, rocm_line in self.rocmLines.items():
-                index = accelerators.rocm_line_name(rocm_line.rocm)
-                if name != index:
-                    raise SettingsError(
-                        f"{rocm_key}.{name} pins ROCm {rocm_line.rocm}, whose torch index is "
-                        f"{index!r}; name the line after its index: "
-                        f"{index}: {{rocm: '{rocm_line.rocm}'}}"
-                    )
-            index_url = self.sources.torchIndexRocm
-            if len(self.rocmLines) > 1 and "{line}" not in index_url:
-                raise SettingsError(
-                    f"{key('sources')}.torchIndexRocm is {index_url!r} with no {{line}} "
-                    f"placeholder, so every line of {rocm_key} would install the same torch; "
-                    "write e.g. https://mirror.example/whl/{line}"
-                )
-        for name in self.xpuLines:
-            if name != accelerators.XPU_LINE:
-                raise SettingsError(
-                    f"{key('xpuLines')} names the line {name!r}, but PyTorch publishes one XPU "
-                    f"index, so the one XPU line is {accelerators.XPU_LINE!r}: write "
-                    f"xpuLines: {{{accelerators.XPU_LINE}: {{torch: ...}}}}"
-                )
+        url = getattr(self.sources, index_source)
+        if len(lines) > 1 and url and "{line}" not in url:
+            raise SettingsError(
+                f"{key('sources')}.{index_source} is {url!r} with no {{line}} placeholder, "
+                f"so every line of {shown_key} would install the same torch; write e.g. "
+                "https://mirror.example/whl/{line}"
+            )
 
     def lines_of(self, kind: str) -> dict[str, LineSpec]:
         """The lines of one accelerator kind this stack builds, each with its spec; without
