@@ -55,18 +55,25 @@ def major_minor(cuda: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
-def wheel_tag(cuda: str) -> str:
-    """PyTorch's index name for a CUDA release: 13.0.2 -> cu130, 12.6.3 -> cu126."""
+def release(cuda: str) -> tuple[int, int]:
+    """(13, 0) for "13.0.2". The settings refuse any other CUDA pin, so a text that is not a
+    release here is a bug, not a config error."""
     mm = major_minor(cuda)
     if mm is None:
-        return "cu" + "".join(cuda.split(".")[:2])
-    return f"cu{mm[0]}{mm[1]}"
+        raise ValueError(f"{cuda!r} is not a CUDA release")
+    return mm
+
+
+def wheel_tag(cuda: str) -> str:
+    """PyTorch's index name for a CUDA release: 13.0.2 -> cu130, 12.6.3 -> cu126."""
+    major, minor = release(cuda)
+    return f"cu{major}{minor}"
 
 
 def torch_cuda(cuda: str) -> str:
     """What ``torch.version.cuda`` reports for a build of this line: 13.0.2 -> "13.0"."""
-    mm = major_minor(cuda)
-    return f"{mm[0]}.{mm[1]}" if mm else cuda
+    major, minor = release(cuda)
+    return f"{major}.{minor}"
 
 
 def is_line_name(name: str) -> bool:
@@ -75,13 +82,13 @@ def is_line_name(name: str) -> bool:
 
 def default_arch_list(cuda: str) -> str:
     """Every architecture SageAttention dispatches to that this CUDA can compile for."""
-    mm = major_minor(cuda) or (0, 0)
+    mm = release(cuda)
     return ";".join(arch for arch, floor in SAGEATTENTION_ARCHS.items() if mm >= floor)
 
 
 def arch_list_problem(arch_list: str, cuda: str) -> str | None:
     """Why this TORCH_CUDA_ARCH_LIST wastes or breaks a SageAttention build on this CUDA."""
-    mm = major_minor(cuda) or (0, 0)
+    mm = release(cuda)
     entries = arch_list.split(";")
     if not arch_list or any(not a for a in entries):
         return f"is empty or has an empty entry; e.g. {default_arch_list(cuda)!r}"
