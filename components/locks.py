@@ -54,8 +54,8 @@ class Lock:
 
 def find(settings: StackSettings) -> Lock:
     location = settings.sources.comfyuiLock.replace("{version}", settings.versions.comfyui)
-    directory = Path(location) if Path(location).is_absolute() else ROOT / location
-    path = directory / LOCK_FILE
+    # Relative to the project wherever the program runs; an absolute location stays itself.
+    path = ROOT / location / LOCK_FILE
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:  # absent, a directory, unreadable, a name too long: no lock

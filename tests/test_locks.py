@@ -215,3 +215,27 @@ def test_a_lock_without_its_sections_is_refused_naming_both_markers(
         "section: it was made before ComfyUI and comfy-cli got environments of their own; "
         "regenerate it with `scripts/lock --stack dev` and commit it"
     )
+
+
+def test_a_lock_that_is_not_utf8_is_refused_for_what_it_says_not_a_decode_error(
+    evaluate: Evaluate, everything: dict[str, Any], tmp_path: Path
+) -> None:
+    """A lock saved in another encoding (a stray Latin-1 byte in a comment) is still read,
+    and its header judged, instead of failing the program with a UnicodeDecodeError."""
+    lock_dir = write_lock(tmp_path / "v0.44.0", comfy_cli="1.22.0")
+    path = lock_dir / "constraints.txt"
+    path.write_bytes(b"# r\xe9solu\n" + path.read_bytes())
+    with pytest.raises(SettingsError) as err:
+        evaluate(at(everything, tmp_path), stack="dev")
+    assert "comfy-cli 1.22.0 where comfyui-images:versions.comfyCli is 1.23.0" in str(err.value)
+
+
+def test_a_relative_lock_location_is_the_projects_wherever_the_program_runs(
+    evaluate: Evaluate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ci stack's locks (locks/comfyui/<version>) are found from another directory."""
+    monkeypatch.chdir(tmp_path)
+    config = load_stack_config("ci")
+    recording = evaluate(config, stack="ci")
+    assert own_inputs(recording)["core-cpu"]["contexts"]["comfyui-lock"] == "locks/comfyui/v0.8.1"
+    assert recording.warnings == [], "the lock was not found from another directory"

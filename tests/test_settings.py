@@ -7,10 +7,12 @@ runs before anything is registered (the program-level tests prove that ordering)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components import config as config_module
 from components import refs
 from components.catalog import TARGETS, Target
 from components.config import validate
@@ -206,6 +208,25 @@ def test_catalog_graph_is_acyclic_and_complete() -> None:
     assert set(selected_with_parents(TARGETS)) == set(TARGETS)
 
 
+def test_a_parent_two_children_share_is_ordered_once() -> None:
+    """complete-cuda reaches runtime-cuda directly and through core-cuda: once, first."""
+    assert selected_with_parents(["complete-cuda", "core-cpu"]) == [
+        "runtime-cpu",
+        "core-cpu",
+        "runtime-cuda",
+        "core-cuda",
+        "sageattention-builder",
+        "complete-cuda",
+    ], "wanted targets in catalog order, each after its parents, each once"
+
+
+def test_an_unknown_wanted_target_is_a_graph_error_listing_the_known_ones() -> None:
+    catalog = {"a": Target(name="a", directory="x", stage="a")}
+    with pytest.raises(GraphError) as raised:
+        selected_with_parents(["ghost"], catalog)
+    assert str(raised.value) == "unknown target 'ghost'; known targets: a"
+
+
 @pytest.mark.parametrize("flag", ["hasRegistryPassword", "githubSecretNames"])
 def test_presence_flags_cannot_be_set_from_the_stack(flag: str) -> None:
     """They are derived from the stack's secrets; a stack key must not fake them."""
@@ -259,3 +280,24 @@ def test_only_the_repositories_a_stack_builds_must_fit_and_the_message_says_whic
         f"{len(repo)} characters long; registries allow at most {refs.MAX_NAME}; "
         "shorten registry.namespace"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("config:\n  comfyui-images:push: false\n", {"comfyui-images:push": False}),
+        ("", {}),
+        ("- a list, not a stack file\n", {}),
+        ("config: [a list]\n", {}),
+        ("encryptionsalt: x\n", {}),
+    ],
+)
+def test_a_stack_files_config_is_its_config_mapping_or_nothing(
+    text: str, expected: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only read for the checks of the file itself: a file of another shape has no config
+    to check (the CLI refuses it on its own), and must not crash the program first."""
+    monkeypatch.setattr(config_module, "STACKS_DIR", tmp_path)
+    (tmp_path / "Pulumi.odd.yaml").write_text(text)
+    assert config_module.stack_file_config("odd") == expected
+    assert config_module.stack_file_config("absent") == {}
