@@ -670,11 +670,8 @@ class StackSettings(_Strict):
                 )
         for name, line in self.lines.items():
             arch_list = line.cudaArchList or cuda.default_arch_list(line.cuda)
-            where = (
-                f"{lines_key}.{name}.cudaArchList"
-                if self.cudaLines
-                else f"{key('cudaArchList')}" + ("" if self.cudaArchList else " (default)")
-            )
+            # Only a list the stack sets can break: each CUDA's default list builds.
+            where = f"{lines_key}.{name}.cudaArchList" if self.cudaLines else key("cudaArchList")
             if problem := cuda.arch_list_problem(arch_list, line.cuda):
                 raise SettingsError(f"{where} {arch_list!r} {problem}")
 

@@ -301,3 +301,33 @@ def test_a_stack_files_config_is_its_config_mapping_or_nothing(
     (tmp_path / "Pulumi.odd.yaml").write_text(text)
     assert config_module.stack_file_config("odd") == expected
     assert config_module.stack_file_config("absent") == {}
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            {"python": 3.1},
+            "must be a quoted string such as '3.12' (YAML reads an unquoted 3.10 as the "
+            "number 3.1)",
+        ),
+        ({"cuda": "11.8.0"}, "is older than CUDA 12.0, the oldest SageAttention builds for"),
+        ({"cuda": "11.9"}, "is older than CUDA 12.0"),
+        (
+            {"comfyui": "1a2b3c4"},
+            "looks like a short commit; BuildKit git contexts need a tag or the full 40-hex "
+            "commit, e.g. 'd1a57a546c3d395b1ffcbeecc66d81db76f3b4b5'",
+        ),
+        ({"rocm": "7"}, "is not a ROCm release; write it like '7.14'"),
+    ],
+)
+def test_a_bad_pin_says_what_a_pin_is(versions: dict[str, Any], message: str) -> None:
+    found = error_for(base(versions=versions))
+    assert f"{NS}:versions.{next(iter(versions))}" in found
+    assert message in found
+
+
+@pytest.mark.parametrize("release", ["12.0", "12.0.1", "13.0.2"])
+def test_cuda_12_0_and_later_are_pins(release: str) -> None:
+    """12.0 is SageAttention's floor itself: refused only below it."""
+    assert settings_from(base(versions={"cuda": release})).versions.cuda == release
