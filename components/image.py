@@ -112,7 +112,6 @@ class ImageTarget(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ref = image.ref
-        self.digest = image.digest
         self.tags = list(tags)  # version tag first, as exported
         self.register_outputs({"ref": image.ref, "digest": image.digest})
 

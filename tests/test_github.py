@@ -566,3 +566,20 @@ def test_secrets_without_a_github_object_go_nowhere_and_the_message_says_how_to_
         f"{NS}:githubSecrets sets A, B but {NS}:github is not set, so they would go nowhere; "
         f"add {NS}:github or run `pulumi config rm --path {NS}:githubSecrets`"
     )
+
+
+def test_a_stack_without_rocm_or_xpu_builds_says_none_for_their_lines(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    """GitHub refuses an empty variable; a CPU-only stack has no ROCm or XPU line."""
+    variables = {
+        unwrap(r.inputs)["variableName"]: unwrap(r.inputs)["value"]
+        for r in evaluate(github_config(base_config)).of_type(VARIABLE)
+    }
+    assert (variables["ROCM_LINES"], variables["XPU_LINES"]) == ("none", "none")
+    only_rocm = with_overrides(github_config(base_config), targets=["core-rocm"])
+    variables = {
+        unwrap(r.inputs)["variableName"]: unwrap(r.inputs)["value"]
+        for r in evaluate(only_rocm).of_type(VARIABLE)
+    }
+    assert (variables["ROCM_LINES"], variables["XPU_LINES"]) == ("rocm7.14", "none")

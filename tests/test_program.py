@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.catalog import TARGETS
@@ -461,3 +462,16 @@ def test_images_sit_under_their_components(
         parent = recording.by_urn(resource.parent)
         assert parent is not None
         assert parent.type == "comfyui:images:ImageTarget"
+
+
+def test_the_stack_exports_every_builds_ref_and_its_two_tags(
+    evaluate: Evaluate, base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`refs` (digest-pinned, for deploy jobs) and `tags` (version tag first) per build."""
+    exports: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", exports.__setitem__)
+    recording = evaluate(with_overrides(base_config, targets=["core-cpu"]))
+    assert set(exports["refs"]) == {"runtime-cpu", "core-cpu"}
+    for name, resource in recording.images().items():
+        assert exports["tags"][name] == unwrap(resource.inputs)["tags"], name
+        assert exports["tags"][name][1].endswith(":latest"), "the version tag comes first"
