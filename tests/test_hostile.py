@@ -605,3 +605,14 @@ def test_the_stack_file_is_read_for_every_plain_secret_and_passes_secure_ones() 
         "<value>`, and revoke the exposed value",
     ]
     assert stack_file_problems({"github:token": {"secure": "v1:AAAA"}}) == []
+
+
+def test_a_plain_object_where_a_single_secret_belongs_is_refused_as_a_whole() -> None:
+    """Only githubSecrets holds one secret per entry: a mapping written as registryPassword
+    is one plain value, and the fix is the key's own."""
+    problems = stack_file_problems({f"{NS}:registryPassword": {"user": "plain"}})
+    assert problems == [
+        f"{NS}:registryPassword: stored in plain text in the stack file; run `pulumi config rm "
+        f"{NS}:registryPassword`, then `pulumi config set --secret {NS}:registryPassword "
+        "<value>`, and revoke the exposed value"
+    ]
