@@ -16,7 +16,9 @@ from typing import Any
 
 from bench.engine import Engine, docker
 from components import accelerators, cuda
+from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
+from components.graph import selected_with_parents
 from components.project import NAMESPACE, ROOT
 from components.settings import PIN_EXAMPLES
 from tools.offline import load_stack_config
@@ -72,11 +74,12 @@ def torch_lines(config: dict[str, Any]) -> dict[str, dict[str, str]]:
         config.get(f"{NS}:cudaLines")
         or {cuda.wheel_tag(versions.get("cuda", PIN_EXAMPLES["cuda"])): {}}
     )
-    targets = config.get(f"{NS}:targets") or []
-    if "core-rocm" in targets:
+    # The kinds the stack builds, as the catalog says (a target and its parents).
+    kinds = {TARGETS[t].line_kind for t in selected_with_parents(config.get(f"{NS}:targets") or [])}
+    if accelerators.ROCM in kinds:
         rocm = accelerators.rocm_line_name(versions.get("rocm", PIN_EXAMPLES["rocm"]))
         lines |= config.get(f"{NS}:rocmLines") or {rocm: {}}
-    if "core-xpu" in targets:
+    if accelerators.XPU in kinds:
         lines |= config.get(f"{NS}:xpuLines") or {accelerators.XPU_LINE: {}}
     result = {"cpu": pins}
     for line, spec in lines.items():
