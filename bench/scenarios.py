@@ -246,17 +246,24 @@ def run_scenario(config: dict[str, Any], scenario: Scenario, out_dir: Path) -> d
     return runs
 
 
-# Steps whose result is a pure function of files that are the same in every target of a
-# family (no image under them): the same cache key in core-cuda as in core-cpu, so the
-# second target reuses what the first one (re)built. A stage FROM scratch, and the copy
-# half of a `COPY --link` of the build context or of the ComfyUI tree (BuildKit shows a
-# linked copy as two steps: the copy onto nothing, and "LINK ..." joining it to the image,
-# which is per target). comfy-cli's venv is not among them: it holds the runtime's paths
-# and bytecode, so its copy differs per runtime.
-SHARED_STEPS = (
-    CORE_STEPS["manager-file"],
-    CORE_STEPS["app"],
-    CORE_STEPS["join-comfyui-tree"],
+# Steps with one cache key in every target of the core family, so the first target that
+# has them (re)builds them and the others reuse it: the stages core builds on the runtime
+# every core shares (`common-runtime`, runtime-cpu's image: the lock split, comfy-cli's
+# environment, the ComfyUI tree), a stage FROM scratch (the Manager's requirement file), and
+# the copy half of each `COPY --link` (BuildKit shows a linked copy as two steps: the copy
+# onto nothing, and "LINK ..." joining it to the image, which is per target).
+SHARED_STEPS = tuple(
+    CORE_STEPS[name]
+    for name in (
+        "lock-split",
+        "comfy-cli-venv",
+        "comfy-cli",
+        "comfyui-tree",
+        "manager-file",
+        "join-comfy-cli",
+        "join-comfyui-tree",
+        "app",
+    )
 )
 
 

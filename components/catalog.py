@@ -40,15 +40,19 @@ class Target:
     version_tag: str = ""
     # Built once per line of this kind (matrix.py), with that line's pins; None: once.
     line_kind: str | None = None
+    # The build context under dockerfiles/, when it is not ``directory``: a stage that reads
+    # no file of its Dockerfile's directory takes an empty one, so that an edit of those
+    # files (core's app code) changes neither its inputs nor its plan.
+    context: str = ""
 
     @property
     def context_dir(self) -> str:
         """Build context, relative to the project root (stable across machines)."""
-        return f"{DOCKERFILES_DIR}/{self.directory}"
+        return f"{DOCKERFILES_DIR}/{self.context or self.directory}"
 
     @property
     def dockerfile(self) -> str:
-        return f"{self.context_dir}/Dockerfile"
+        return f"{DOCKERFILES_DIR}/{self.directory}/Dockerfile"
 
 
 # Inputs shared by every target that runs pip: a wheelhouse of local wheels (empty by
@@ -63,16 +67,18 @@ _TORCH = {
     "TORCHAUDIO_VERSION": "torchaudio",
 }
 
-_CORE_ARGS = {
-    **_PIP,
-    **_TORCH,
-    "COMFY_CLI_VERSION": "comfyCli",
-    "COMFYUI_VERSION": "comfyui",
-    # The sha256 of the lock below: the layers that mount it check they got that file.
-    "COMFYUI_LOCK": "comfyuiLockSha256",
-}
+# Both halves of core read the lock (components/locks.py): the environment its ComfyUI
+# section, core's own stages its comfy-cli section. COMFYUI_LOCK is its sha256: the layers
+# that mount it check they got that file.
+_LOCK = {"COMFYUI_LOCK": "comfyuiLockSha256"}
 # ComfyUI's and comfy-cli's dependencies, locked per ComfyUI version (components/locks.py).
 _CORE_SOURCES = {"comfyui-src": "comfyuiSource", "comfyui-lock": "comfyuiLock", **_WHEELHOUSE}
+# The runtime every core of a platform shares: runtime-cpu's plain OS and interpreter. The
+# stages of core that need no accelerator (comfy-cli's environment, the ComfyUI tree, the
+# lock split) are built on it, so they have one cache key for every core: a comfy-cli bump
+# builds and pushes comfy-cli's environment once, not once per runtime, and each core links
+# the same layer. Every runtime installs the same pinned interpreter at the same path.
+_COMMON_RUNTIME = {"common-runtime": "runtime-cpu"}
 
 
 def _core(
@@ -82,24 +88,44 @@ def _core(
     *,
     line_kind: str | None = None,
     accelerator: str | None = None,
-) -> Target:
-    """core-<kind>: ComfyUI on ``runtime``, torch from the kind's index (``torchIndex<Kind>``)
-    checked against what the kind's torch must report (``torchAccelerator<Kind>``)."""
+) -> tuple[Target, Target]:
+    """core-env-<kind> and core-<kind>: ComfyUI's Python environment on ``runtime``, with
+    torch from the kind's index (``torchIndex<Kind>``) checked against what the kind's torch
+    must report (``torchAccelerator<Kind>``); then ComfyUI, comfy-cli and the app code on it.
+
+    The environment is an image of its own, pinned by digest, because complete mounts it:
+    an app-code change makes a new core but leaves the environment's digest alone, so
+    complete's dependency stage keeps its cache key and nothing of core is pulled.
+    """
     suffix = kind.capitalize()
-    return Target(
-        name=f"core-{kind}",
+    env = Target(
+        name=f"core-env-{kind}",
         directory="core",
-        stage="core",
-        parents={"runtime": runtime},
+        context="core/env",
+        stage="comfyui-env",
+        parents={"runtime": runtime, **_COMMON_RUNTIME},
         args={
-            **_CORE_ARGS,
+            **_PIP,
+            **_TORCH,
             "TORCH_INDEX_URL": f"torchIndex{suffix}",
             "TORCH_ACCELERATOR": accelerator or f"torchAccelerator{suffix}",
+            **_LOCK,
         },
         sources=_CORE_SOURCES,
         version_tag=version_tag,
         line_kind=line_kind,
     )
+    core = Target(
+        name=f"core-{kind}",
+        directory="core",
+        stage="core",
+        parents={"comfyui-env": env.name, **_COMMON_RUNTIME},
+        args={**_PIP, "COMFY_CLI_VERSION": "comfyCli", "COMFYUI_VERSION": "comfyui", **_LOCK},
+        sources=_CORE_SOURCES,
+        version_tag=version_tag,
+        line_kind=line_kind,
+    )
+    return env, core
 
 
 TARGETS: Mapping[str, Target] = MappingProxyType(
@@ -121,12 +147,12 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 args={"BASE_IMAGE": "ubuntuImage", "PYTHON_VERSION": "python"},
                 version_tag="ubuntu{ubuntu}-py{python}",
             ),
-            _core("cuda", "runtime-cuda", "{comfyui}-cu{cuda}-torch{torch}", line_kind=CUDA),
-            _core("cpu", "runtime-cpu", "{comfyui}-cpu-torch{torch}", accelerator="noAccelerator"),
+            *_core("cuda", "runtime-cuda", "{comfyui}-cu{cuda}-torch{torch}", line_kind=CUDA),
+            *_core("cpu", "runtime-cpu", "{comfyui}-cpu-torch{torch}", accelerator="noAccelerator"),
             # ROCm and XPU torch wheels carry their own user space, so their cores start
             # from the plain Ubuntu runtime (runtime-cpu's image, shared, built once).
-            _core("rocm", "runtime-cpu", "{comfyui}-rocm{rocm}-torch{torch}", line_kind=ROCM),
-            _core("xpu", "runtime-cpu", "{comfyui}-xpu-torch{torch}", line_kind=XPU),
+            *_core("rocm", "runtime-cpu", "{comfyui}-rocm{rocm}-torch{torch}", line_kind=ROCM),
+            *_core("xpu", "runtime-cpu", "{comfyui}-xpu-torch{torch}", line_kind=XPU),
             Target(
                 name="sageattention-builder",
                 directory="sageattention",
@@ -150,9 +176,11 @@ TARGETS: Mapping[str, Target] = MappingProxyType(
                 directory="complete",
                 stage="complete",
                 # runtime: the interpreter core's venv was made from, for complete's own
-                # dependency stage (dockerfiles/complete/Dockerfile).
+                # dependency stage, which mounts that venv from core's environment image
+                # (dockerfiles/complete/Dockerfile).
                 parents={
                     "runtime": "runtime-cuda",
+                    "comfyui-env": "core-env-cuda",
                     "core": "core-cuda",
                     "sageattention": "sageattention-builder",
                 },

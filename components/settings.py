@@ -635,7 +635,8 @@ class StackSettings(_Strict):
         if not self.push and with_parents:
             raise SettingsError(
                 f"{key('push')} is false but {with_parents[0]} is built from "
-                f"{', '.join(TARGETS[with_parents[0]].parents.values())}, which it can only "
+                f"{', '.join(dict.fromkeys(TARGETS[with_parents[0]].parents.values()))}, which "
+                "it can only "
                 "reach as a pushed image; set push to true or list only runtime targets"
             )
         if not self.push and CacheBackend.INLINE in self.cache.backends:

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -130,13 +130,19 @@ def stage_refs(command: dockerfile.Command) -> list[str]:
     return refs
 
 
-def chain(parsed: Parsed, stage_name: str) -> list[Stage]:
-    """The target stage and every stage of the file it builds on or reads from."""
+def chain(parsed: Parsed, stage_name: str, contexts: Iterable[str] = ()) -> list[Stage]:
+    """The target stage and every stage of the file it builds on or reads from.
+
+    A stage named like one of ``contexts`` (the named contexts the build is given) is not
+    followed: BuildKit replaces that stage by the context, so what it would build is not
+    part of the target (``FROM scratch AS wheelhouse``, ``FROM torch AS comfyui-env``)."""
+    replaced = set(contexts)
     seen: dict[int, Stage] = {}
     todo = [stage_name]
     while todo:
-        stage = parsed.stage(todo.pop())
-        if stage is None or stage.index in seen:
+        name = todo.pop()
+        stage = parsed.stage(name)
+        if stage is None or stage.index in seen or (name in replaced and name != stage_name):
             continue
         seen[stage.index] = stage
         todo.append(stage.base)
@@ -145,12 +151,29 @@ def chain(parsed: Parsed, stage_name: str) -> list[Stage]:
     return [seen[i] for i in sorted(seen)]
 
 
-def external_refs(parsed: Parsed, stages: list[Stage]) -> set[str]:
-    """Names used as FROM/--from/mount from= that are not stages: named build contexts."""
+def external_refs(parsed: Parsed, stages: list[Stage], contexts: Iterable[str] = ()) -> set[str]:
+    """Names used as FROM/--from/mount from= that are not stages, or are stages the build's
+    named ``contexts`` replace: named build contexts."""
     names = {s.base for s in stages} | {
         ref for s in stages for c in s.commands for ref in stage_refs(c)
     }
-    return {n for n in names if n not in parsed.stage_names and n != "scratch" and "$" not in n}
+    replaced = set(contexts)
+    return {
+        n
+        for n in names
+        if (n not in parsed.stage_names or n in replaced) and n != "scratch" and "$" not in n
+    }
+
+
+def target_chain(target: Target) -> tuple[Parsed, list[Stage]]:
+    """A target's Dockerfile and the stages its build runs, given the catalog's contexts."""
+    parsed = parse(target.dockerfile)
+    return parsed, chain(parsed, target.stage, contexts(target))
+
+
+def contexts(target: Target) -> set[str]:
+    """The named contexts the catalog passes to a target (parents and sources)."""
+    return {*target.parents, *target.sources}
 
 
 def global_arg_table(parsed: Parsed) -> dict[str, str | None]:
@@ -184,7 +207,8 @@ def effective_commands(target: Target) -> list[dockerfile.Command]:
     while stage is not None:
         lineage.insert(0, stage)
         root = stage.base
-        stage = parsed.stage(stage.base)
+        # A parent's named context replaces the stage of that name (chain()).
+        stage = None if root in target.parents else parsed.stage(root)
     inherited = effective_commands(TARGETS[target.parents[root]]) if root in target.parents else []
     return inherited + [c for s in lineage for c in s.commands]
 
@@ -215,7 +239,7 @@ def find_tool(name: str) -> str | None:
 
 
 def core_target() -> Target:
-    return next(t for t in TARGETS.values() if t.directory == "core")
+    return next(t for t in TARGETS.values() if t.stage == "core")
 
 
 def context_copy(c: dockerfile.Command) -> bool:

@@ -1,8 +1,9 @@
 """ROCm and XPU lines beside CUDA's: their builds, pins, indexes, refs and refusals.
 
-Runs the real ``__main__.py`` under mocks: a ROCm or XPU core is built once per line of its
-kind from the shared plain runtime, with torch from its own index and the strict check of
-its kind; a map of lines names every build after its line, and nothing is written twice.
+Runs the real ``__main__.py`` under mocks: a ROCm or XPU core and its environment image are
+built once per line of its kind from the shared plain runtime, the environment with torch
+from its own index and the strict check of its kind; a map of lines names every build after
+its line, and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -45,16 +46,29 @@ def test_each_rocm_line_and_the_xpu_line_is_built_from_the_shared_plain_runtime(
     images = evaluate(gpus).images()
     assert set(images) == {
         "runtime-cpu",
+        "core-env-cpu",
         "core-cpu",
         "runtime-cuda",
+        "core-env-cuda",
         "core-cuda",
+        "core-env-rocm-rocm7.14",
         "core-rocm-rocm7.14",
+        "core-env-rocm-rocm7.2",
         "core-rocm-rocm7.2",
+        "core-env-xpu",
         "core-xpu",
     }
-    for name in ("core-rocm-rocm7.14", "core-rocm-rocm7.2", "core-xpu"):
-        runtime = unwrap(images[name].inputs)["context"]["named"]["runtime"]["location"]
-        assert "/runtime-cpu:" in runtime, f"{name} needs no ROCm or oneAPI base"
+    # Each line's core is built on its own line's environment image (whose version tag
+    # names the line), and that environment on the plain runtime.
+    for env_build, core_build, env_image in (
+        ("core-env-rocm-rocm7.14", "core-rocm-rocm7.14", "/core-env-rocm:v0.44.0-rocm7.14-torch"),
+        ("core-env-rocm-rocm7.2", "core-rocm-rocm7.2", "/core-env-rocm:v0.44.0-rocm7.2-torch"),
+        ("core-env-xpu", "core-xpu", "/core-env-xpu:v0.44.0-xpu-torch"),
+    ):
+        runtime = unwrap(images[env_build].inputs)["context"]["named"]["runtime"]["location"]
+        assert "/runtime-cpu:" in runtime, f"{env_build} needs no ROCm or oneAPI base"
+        env = unwrap(images[core_build].inputs)["context"]["named"]["comfyui-env"]["location"]
+        assert env_image in env, f"{core_build} is not built on {env_build}: {env}"
 
 
 def test_each_line_installs_from_its_own_index_and_checks_its_own_accelerator(
@@ -62,17 +76,17 @@ def test_each_line_installs_from_its_own_index_and_checks_its_own_accelerator(
 ) -> None:
     inputs = own_inputs(evaluate(gpus))
     expected = {
-        "core-rocm-rocm7.14": ("rocm7.14", "rocm:7.14", "2.15.0"),
-        "core-rocm-rocm7.2": ("rocm7.2", "rocm:7.2", "2.14.1"),
-        "core-xpu": ("xpu", "xpu", "2.15.0"),
-        "core-cuda": ("cu130", "cuda:13.0", "2.15.0"),
+        "core-env-rocm-rocm7.14": ("rocm7.14", "rocm:7.14", "2.15.0"),
+        "core-env-rocm-rocm7.2": ("rocm7.2", "rocm:7.2", "2.14.1"),
+        "core-env-xpu": ("xpu", "xpu", "2.15.0"),
+        "core-env-cuda": ("cu130", "cuda:13.0", "2.15.0"),
     }
     for name, (index, accelerator, torch) in expected.items():
         args = inputs[name]["args"]
         assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{index}", name
         assert args["TORCH_ACCELERATOR"] == accelerator, name
         assert args["TORCH_VERSION"] == torch, name
-    assert "TORCH_ACCELERATOR" not in inputs["core-cpu"]["args"], "a CPU torch reports none"
+    assert "TORCH_ACCELERATOR" not in inputs["core-env-cpu"]["args"], "a CPU torch reports none"
 
 
 def test_a_map_of_lines_names_its_builds_and_moving_tags_and_nothing_collides(
@@ -179,7 +193,7 @@ def test_prod_plans_its_rocm_and_xpu_lines_at_pins_their_recorded_indexes_carry(
     stack_config: Any,
 ) -> None:
     settings = _settings(stack_config("prod"))
-    uses = [u for u in indexes.pin_uses(settings) if u.build in ("core-rocm", "core-xpu")]
+    uses = [u for u in indexes.pin_uses(settings) if u.build in ("core-env-rocm", "core-env-xpu")]
     assert {u.index for u in uses} == {
         "https://download.pytorch.org/whl/rocm7.14",
         "https://download.pytorch.org/whl/xpu",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str
         inputs = prod_plan["targets"][name]["inputs"]
         assert target["target"] == target_of(name).stage
         assert target["context"] == target_of(name).context_dir
-        assert f"{target['context']}/{target['dockerfile']}" == target_of(name).dockerfile
+        joined = posixpath.normpath(f"{target['context']}/{target['dockerfile']}")
+        assert joined == target_of(name).dockerfile
         assert target["args"] == inputs["buildArgs"]
         assert target["tags"] == inputs["tags"]
         assert target["cache-from"] == [cache_entry_to_string(e) for e in inputs["cacheFrom"]]
@@ -65,7 +67,7 @@ def test_command_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "bake.json"
     assert bake.main(["--stack", "dev", "--output", str(out)]) == 0
     document = json.loads(out.read_text())
-    assert set(document["target"]) == {"runtime-cpu", "core-cpu"}
+    assert set(document["target"]) == {"runtime-cpu", "core-env-cpu", "core-cpu"}
 
 
 def test_unpushed_targets_export_cache_only() -> None:

@@ -91,13 +91,21 @@ def test_a_stack_that_narrows_its_targets_keeps_thresholds_of_the_others(
     evaluate: Evaluate,
 ) -> None:
     """cacheThresholds may name any target's build on the stack's lines: a stack that builds
-    only the CPU pair for now keeps its thresholds for the CUDA builds."""
+    only the CPU chain for now keeps its thresholds for the CUDA builds."""
     config = load_stack_config("prod")
     config["comfyui-images:targets"] = ["core-cpu"]
-    config["comfyui-images:cacheThresholds"] = {"core-cuda-cu126": 0.5, "complete-cuda-cu130": 0.7}
+    config["comfyui-images:cacheThresholds"] = {
+        "core-env-cuda-cu126": 0.5,
+        "core-cuda-cu126": 0.5,
+        "complete-cuda-cu130": 0.7,
+    }
     config.pop("comfyui-images:github")
     config.pop("comfyui-images:githubSecrets")
-    assert set(evaluate(config, stack="prod").images()) == {"runtime-cpu", "core-cpu"}
+    assert set(evaluate(config, stack="prod").images()) == {
+        "runtime-cpu",
+        "core-env-cpu",
+        "core-cpu",
+    }
 
 
 def test_thresholds_name_builds_of_the_stack_on_its_own_lines(evaluate: Evaluate) -> None:

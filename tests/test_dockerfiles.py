@@ -37,6 +37,7 @@ from tests.dockerfile_model import (
     arg_names,
     chain,
     context_copy,
+    contexts,
     core_target,
     external_refs,
     find_tool,
@@ -47,6 +48,7 @@ from tests.dockerfile_model import (
     references,
     stage_arg_positions,
     stage_refs,
+    target_chain,
     targets_of,
     text,
 )
@@ -98,10 +100,8 @@ def test_target_stage_exists(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_named_contexts_are_used(name: str) -> None:
     target = TARGETS[name]
-    parsed = parse(target.dockerfile)
-    used = external_refs(parsed, chain(parsed, target.stage)) | {
-        s.name for s in chain(parsed, target.stage) if s.name
-    }
+    parsed, stages = target_chain(target)
+    used = external_refs(parsed, stages, contexts(target)) | {s.name for s in stages if s.name}
     for context in [*target.parents, *target.sources]:
         assert context in used, (
             f"{name}: named context {context!r} is passed by the catalog but no FROM, "
@@ -112,11 +112,8 @@ def test_named_contexts_are_used(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_no_unknown_named_contexts(name: str) -> None:
     target = TARGETS[name]
-    parsed = parse(target.dockerfile)
-    unknown = external_refs(parsed, chain(parsed, target.stage)) - {
-        *target.parents,
-        *target.sources,
-    }
+    parsed, stages = target_chain(target)
+    unknown = external_refs(parsed, stages, contexts(target)) - contexts(target)
     assert not unknown, (
         f"{name}: {target.dockerfile} reads {sorted(unknown)}, which are neither stages nor "
         "named contexts the catalog passes (parents/sources): the build would pull them"
@@ -127,7 +124,7 @@ def test_no_unknown_named_contexts(name: str) -> None:
 def test_catalog_args_are_declared_and_consumed(name: str) -> None:
     target = TARGETS[name]
     parsed = parse(target.dockerfile)
-    stages = chain(parsed, target.stage)
+    stages = chain(parsed, target.stage, contexts(target))
     globals_ = global_arg_table(parsed)
     for arg in target.args:
         used_by_from = arg in globals_ and any(
@@ -150,7 +147,7 @@ def test_catalog_args_are_declared_and_consumed(name: str) -> None:
 def test_no_build_args_beyond_the_catalog(name: str) -> None:
     target = TARGETS[name]
     parsed = parse(target.dockerfile)
-    stages = chain(parsed, target.stage)
+    stages = chain(parsed, target.stage, contexts(target))
     declared = {n for s in stages for _, n in stage_arg_positions(s)}
     declared |= {
         a
@@ -278,6 +275,7 @@ LAYER_ORDER = {
 def test_layers_run_from_most_to_least_stable(stage_name: str) -> None:
     target = next(t for t in TARGETS.values() if t.stage == stage_name)
     parsed = parse(target.dockerfile)
+    # The whole file as a bare `docker build` runs it (core's environment stages included).
     stages = [s for s in chain(parsed, target.stage) if s.base != "scratch" or s.commands]
     commands = [c for s in stages for c in s.commands]
     merged = Stage(0, stage_name, "", tuple(commands))
@@ -292,7 +290,7 @@ def test_layers_run_from_most_to_least_stable(stage_name: str) -> None:
 # --- the graph: stages meet late, with linked copies -------------------------------------
 
 # Final stages that only join other stages' results: what each may still inherit a RUN from.
-JOINING_STAGES = {"core": "comfyui-requirements", "complete": "core"}
+JOINING_STAGES = {"core": "comfyui-env", "complete": "core"}
 
 
 @pytest.mark.parametrize("stage_name", sorted(JOINING_STAGES))
@@ -330,7 +328,7 @@ def test_comfy_cli_and_comfyui_source_build_apart_from_torch() -> None:
     for name in ("comfy-cli", "comfyui-tree"):
         lineage = stage_lineage(parsed, name)
         assert lineage, f"{target.dockerfile}: no {name} stage"
-        assert not {"torch", "comfyui-requirements"} & set(lineage), (
+        assert not {"torch", "comfyui-env"} & set(lineage), (
             f"{target.dockerfile}: stage {name} is built on {lineage[1:]}; torch is not its input"
         )
     tree = parsed.stage("comfyui-tree")
@@ -532,3 +530,26 @@ def test_no_frontend_image_is_pulled() -> None:
         assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), (
             f"{path}: `{first}` makes the build pull a frontend image"
         )
+
+
+@pytest.mark.parametrize("name", sorted(n for n, t in TARGETS.items() if t.context))
+def test_a_target_on_an_empty_context_reads_no_file_of_it(name: str) -> None:
+    """core's environment takes an empty context, so an app-code edit plans no change to it
+    (the provider hashes the context). That holds only while its stages read nothing from
+    the context and the context sends nothing: else the build would miss the file."""
+    target = TARGETS[name]
+    _, stages = target_chain(target)
+    for stage in stages:
+        for command in stage.commands:
+            reads = context_copy(command) or any(
+                m.get("type", "bind") == "bind" and "from" not in m for m in mounts(command)
+            )
+            assert not reads, (
+                f"{name}: {target.dockerfile}:{command.start_line} reads the build context, "
+                f"but its context {target.context_dir} is empty"
+            )
+    ignore = ROOT / target.context_dir / ".dockerignore"
+    patterns = [p for p in ignore.read_text().splitlines() if p and not p.startswith("#")]
+    assert patterns == ["*"], f"{ignore}: must exclude everything, has {patterns}"
+    sent = [p for p in (ROOT / target.context_dir).rglob("*") if p.name != ".dockerignore"]
+    assert not sent, f"{target.context_dir}: holds {sent}, which no build of {name} reads"

@@ -397,7 +397,11 @@ def test_a_rule_over_several_keys_is_reported_in_its_own_words() -> None:
     """A model-level rule has no location; its message is shown as written, without
     pydantic's 'Value error, ' prefix."""
     message = refusal(push=False, targets=["core-cpu"])
-    assert f"\n  {NS}:push is false but core-cpu is built from runtime-cpu" in message
+    # core-cpu's first build with a parent: its environment, on runtime-cpu (named once).
+    assert (
+        f"\n  {NS}:push is false but core-env-cpu is built from runtime-cpu, which it can "
+        "only reach as a pushed image" in message
+    )
     assert "Value error" not in message
 
 

@@ -66,7 +66,9 @@ def test_a_line_pin_the_index_lacks_names_the_line_key() -> None:
     settings = settings_of(prod_with_cu126(torchvision="0.29.2"))
     [problem] = indexes.pin_problems(settings)
     assert problem.startswith("comfyui-images:cudaLines.cu126.torchvision is '0.29.2'")
-    assert "builds core-cuda-cu126, sageattention-builder-cu126" in problem
+    # The builds that install torch from the index: core's environment, not core itself.
+    assert "builds core-env-cuda-cu126, sageattention-builder-cu126;" in problem
+    assert "core-cuda-cu126" not in problem
     assert "(newest: 0.29.1), one made for the line's torch" in problem
 
 

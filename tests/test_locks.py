@@ -17,7 +17,7 @@ from components.cuda import TORCH_TRIO
 from components.errors import SettingsError
 from components.project import ROOT
 from tests.conftest import Evaluate, with_overrides, write_lock
-from tests.test_pins import CORES, own_inputs
+from tests.test_pins import CORES, ENVS, own_inputs
 from tools.offline import load_stack_config
 from tools.plan import render_text, to_plan
 
@@ -40,8 +40,8 @@ def test_lock_reaches_exactly_core_builds_as_context_and_digest(
     inputs = own_inputs(evaluate(at(everything, tmp_path)))
     for name, seen in inputs.items():
         has = ("comfyui-lock" in seen["contexts"], "COMFYUI_LOCK" in seen["args"])
-        assert has == ((True, True) if name in CORES else (False, False)), name
-    for name in CORES:
+        assert has == ((True, True) if name in CORES | ENVS else (False, False)), name
+    for name in CORES | ENVS:
         assert inputs[name]["contexts"]["comfyui-lock"] == str(lock_dir)
         assert inputs[name]["args"]["COMFYUI_LOCK"] == digest
 
@@ -56,7 +56,7 @@ def test_a_lock_content_change_changes_exactly_core_builds(
     before = own_inputs(evaluate(config))
     write_lock(tmp_path / "v0.44.0", ["tqdm==4.66.0"])
     after = own_inputs(evaluate(config))
-    assert {n for n in before if before[n] != after[n]} == CORES
+    assert {n for n in before if before[n] != after[n]} == CORES | ENVS
 
 
 def test_no_lock_warns_with_the_command_and_builds_unlocked(

@@ -31,7 +31,13 @@ LINES: dict[str, dict[str, str]] = {
     "cu130": {"cuda": "13.0.2"},
     "cu126": {"cuda": "12.6.3", **CU126_TRIO},
 }
-CUDA_TARGETS = ("runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda")
+CUDA_TARGETS = (
+    "runtime-cuda",
+    "core-env-cuda",
+    "core-cuda",
+    "sageattention-builder",
+    "complete-cuda",
+)
 
 
 @pytest.fixture
@@ -61,7 +67,8 @@ def test_every_cuda_target_is_built_once_per_line(
     evaluate: Evaluate, matrix: dict[str, Any]
 ) -> None:
     images = evaluate(matrix).images()
-    expected = {"runtime-cpu", "core-cpu"} | {f"{t}-{line}" for t in CUDA_TARGETS for line in LINES}
+    cpu = {"runtime-cpu", "core-env-cpu", "core-cpu"}
+    expected = cpu | {f"{t}-{line}" for t in CUDA_TARGETS for line in LINES}
     assert set(images) == expected
 
 
@@ -71,32 +78,40 @@ def test_each_line_builds_from_its_own_parents(evaluate: Evaluate, matrix: dict[
         named = unwrap(images[f"complete-cuda-{line}"].inputs)["context"]["named"]
         assert f"/core-cuda:v0.44.0-cu{LINES[line]['cuda']}-" in named["core"]["location"]
         assert f"-cu{LINES[line]['cuda']}-" in named["sageattention"]["location"]
+        assert (
+            f"/core-env-cuda:v0.44.0-cu{LINES[line]['cuda']}-" in named["comfyui-env"]["location"]
+        )
+        env = unwrap(images[f"core-env-cuda-{line}"].inputs)["context"]["named"]
+        assert f"/runtime-cuda:cuda{LINES[line]['cuda']}-" in env["runtime"]["location"]
         core = unwrap(images[f"core-cuda-{line}"].inputs)["context"]["named"]
-        assert f"/runtime-cuda:cuda{LINES[line]['cuda']}-" in core["runtime"]["location"]
+        assert f"/core-env-cuda:v0.44.0-cu{LINES[line]['cuda']}-" in core["comfyui-env"]["location"]
+        # comfy-cli and the ComfyUI tree: on the one runtime every core shares.
+        assert "/runtime-cpu:" in core["common-runtime"]["location"]
 
 
 def test_line_pins_reach_only_that_line(evaluate: Evaluate, matrix: dict[str, Any]) -> None:
     """The line's CUDA picks its base, index and expected torch CUDA; nothing crosses lines."""
     inputs = own_inputs(evaluate(matrix))
     for line, spec in LINES.items():
-        args = inputs[f"core-cuda-{line}"]["args"]
+        args = inputs[f"core-env-cuda-{line}"]["args"]
         assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{line}"
         assert args["TORCH_ACCELERATOR"] == f"cuda:{cuda.torch_cuda(spec['cuda'])}"
         base = inputs[f"runtime-cuda-{line}"]["args"]["BASE_IMAGE"]
         assert base == f"nvidia/cuda:{spec['cuda']}-base-ubuntu24.04"
         builder = inputs[f"sageattention-builder-{line}"]["args"]
         assert builder["TORCH_CUDA_ARCH_LIST"] == cuda.default_arch_list(spec["cuda"])
-    assert "TORCH_ACCELERATOR" not in inputs["core-cpu"]["args"]
+    assert "TORCH_ACCELERATOR" not in inputs["core-env-cpu"]["args"]
 
 
 @pytest.mark.parametrize(
     ("override", "changed"),
     [
-        ({"torch": "2.14.0"}, {"core-cuda-cu126", "sageattention-builder-cu126"}),
-        ({"torchvision": "0.29.0"}, {"core-cuda-cu126"}),
+        ({"torch": "2.14.0"}, {"core-env-cuda-cu126", "sageattention-builder-cu126"}),
+        ({"torchvision": "0.29.0"}, {"core-env-cuda-cu126"}),
         (
             {"cuda": "12.6.2"},
-            # Same index and torch CUDA (12.6): core-cuda sees it through its parent's digest.
+            # Same index and torch CUDA (12.6): core-env-cuda sees it through its parent's
+            # digest.
             {"runtime-cuda-cu126", "sageattention-builder-cu126"},
         ),
         ({"cudaArchList": "8.0;8.6"}, {"sageattention-builder-cu126"}),
@@ -178,12 +193,13 @@ def test_prod_stack_plans_the_matrix_with_every_ref_unique(
     assert set(settings.lines_of("rocm")) == {"rocm7.14"}
     assert set(settings.lines_of("xpu")) == {"xpu"}
     images = evaluate(config, stack="prod").images()
-    # runtime-cpu and core-cpu, every CUDA target per line, one ROCm and one XPU core
-    assert len(images) == 2 + 2 * len(CUDA_TARGETS) + 2
+    # runtime-cpu, core-env-cpu and core-cpu, every CUDA target per line, one ROCm and one
+    # XPU core, each with its environment image
+    assert len(images) == 3 + 2 * len(CUDA_TARGETS) + 2 * 2
     for line in ("cu130", "cu126"):
         tags = unwrap(images[f"core-cuda-{line}"].inputs)["tags"]
         assert tags[1] == f"ghcr.io/acme/comfyui/core-cuda:latest-{line}"
-    for target, index in (("core-rocm", "rocm7.14"), ("core-xpu", "xpu")):
+    for target, index in (("core-env-rocm", "rocm7.14"), ("core-env-xpu", "xpu")):
         inputs = unwrap(images[target].inputs)
         assert inputs["buildArgs"]["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{index}"
         assert inputs["context"]["named"]["runtime"]["location"].startswith(
@@ -195,7 +211,7 @@ def test_a_single_line_stack_keeps_plain_names(
     evaluate: Evaluate, base_config: dict[str, Any]
 ) -> None:
     images = evaluate(with_overrides(base_config, targets=["core-cuda"])).images()
-    assert set(images) == {"runtime-cuda", "core-cuda"}
+    assert set(images) == {"runtime-cuda", "runtime-cpu", "core-env-cuda", "core-cuda"}
     tags = unwrap(images["core-cuda"].inputs)["tags"]
     assert tags[1].endswith(":latest")
 
@@ -206,7 +222,8 @@ def test_moving_tags_never_collide_across_lines(matrix: dict[str, Any]) -> None:
     settings = _settings(matrix)
     assert collisions(_written(settings, "test")) == []
     tags = [w.ref for w in _written(settings, "test") if w.kind == "tag"]
-    assert sum(t.endswith(":latest") for t in tags) == 2  # runtime-cpu and core-cpu only
+    # runtime-cpu, core-env-cpu and core-cpu only
+    assert sum(t.endswith(":latest") for t in tags) == 3
 
 
 @pytest.mark.parametrize(
@@ -315,7 +332,7 @@ def test_written_lists_each_place_a_build_writes_under_its_own_name(
             Written(name, "local-dir", f"/cache/{name}"),
         }
     assert set(_written(settings, "dev")) == expected
-    assert {w.target for w in expected} == {"runtime-cpu", "core-cpu"}
+    assert {w.target for w in expected} == {"runtime-cpu", "core-env-cpu", "core-cpu"}
     # Another repository for the cache, no gha, no push: only what is left.
     config = with_overrides(
         config,
@@ -332,14 +349,16 @@ def test_written_lists_each_place_a_build_writes_under_its_own_name(
 def test_the_rules_report_collisions_under_their_own_header_with_the_fix(
     base_config: dict[str, Any],
 ) -> None:
-    """A moving tag equal to core-cpu's version tag: core-cpu would push one tag twice."""
+    """A moving tag equal to core-cpu's version tag: core-cpu (and its environment image,
+    tagged alike in its own repository) would push one tag twice."""
     config = with_overrides(base_config, movingTag="v0.44.0-cpu-torch2.15.0")
     with pytest.raises(SettingsError) as err:
         rules.check(_settings(config), "dev")
     lines = str(err.value).split("\n  ")
     assert lines[0] == "invalid stack configuration: two targets would write the same place:"
     assert lines[-1] == "fix registry.namespace, movingTag, cache.registryRepository or the pins"
-    assert "core-cpu's tag and core-cpu's tag are both " in lines[1]
+    assert "core-env-cpu's tag and core-env-cpu's tag are both " in lines[1]
+    assert "core-cpu's tag and core-cpu's tag are both " in lines[2]
 
 
 def _refusal(config: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ from tools.offline import unwrap
 
 RUNTIMES = {"runtime-cuda", "runtime-cpu"}
 CORES = {"core-cuda", "core-cpu", "core-rocm", "core-xpu"}
+# Core's Python environment images: torch and ComfyUI's requirements.
+ENVS = {"core-env-cuda", "core-env-cpu", "core-env-rocm", "core-env-xpu"}
 BUILDER = {"sageattention-builder"}
 COMPLETE = {"complete-cuda"}
 
@@ -29,30 +31,30 @@ VERSION_ROUTES: dict[str, tuple[str, set[str]]] = {
     "python": ("3.13", RUNTIMES | BUILDER),
     "ubuntu": ("26.04", RUNTIMES | BUILDER),
     # The CUDA release picks the line's base, its torch index and the torch CUDA it checks.
-    "cuda": ("12.9.1", {"runtime-cuda", "core-cuda"} | BUILDER),
+    "cuda": ("12.9.1", {"runtime-cuda", "core-env-cuda"} | BUILDER),
     # The ROCm release picks the ROCm line's torch index and the HIP its torch must report.
-    "rocm": ("10.0", {"core-rocm"}),
-    "torch": ("2.16.0", CORES | BUILDER),
-    "torchvision": ("0.30.0", CORES),
-    "torchaudio": ("2.12.0", CORES),
+    "rocm": ("10.0", {"core-env-rocm"}),
+    "torch": ("2.16.0", ENVS | BUILDER),
+    "torchvision": ("0.30.0", ENVS),
+    "torchaudio": ("2.12.0", ENVS),
     "comfyCli": ("1.24.0", CORES),
-    "comfyui": ("v0.44.1", CORES),
+    "comfyui": ("v0.44.1", CORES | ENVS),
     "sageattention": ("v2.2.1", BUILDER),
 }
 
 SOURCE_ROUTES: dict[str, tuple[str, set[str]]] = {
     "cudaImage": ("mirror.test/nvidia/cuda", {"runtime-cuda"} | BUILDER),
     "ubuntuImage": ("mirror.test/library/ubuntu", {"runtime-cpu"}),
-    "comfyui": ("https://mirror.test/ComfyUI.git#{version}", CORES),
+    "comfyui": ("https://mirror.test/ComfyUI.git#{version}", CORES | ENVS),
     "sageattention": ("https://mirror.test/SageAttention.git#{version}", BUILDER),
-    "torchIndexCpu": ("https://mirror.test/torch/cpu", {"core-cpu"}),
-    "torchIndexCuda": ("https://mirror.test/torch/{line}", {"core-cuda"} | BUILDER),
-    "torchIndexRocm": ("https://mirror.test/torch/{line}", {"core-rocm"}),
-    "torchIndexXpu": ("https://mirror.test/torch/{line}", {"core-xpu"}),
-    "pypiMirror": ("https://mirror.test/pypi/simple", CORES | BUILDER | COMPLETE),
-    "wheelhouse": ("build/wheelhouse", CORES | BUILDER | COMPLETE),
+    "torchIndexCpu": ("https://mirror.test/torch/cpu", {"core-env-cpu"}),
+    "torchIndexCuda": ("https://mirror.test/torch/{line}", {"core-env-cuda"} | BUILDER),
+    "torchIndexRocm": ("https://mirror.test/torch/{line}", {"core-env-rocm"}),
+    "torchIndexXpu": ("https://mirror.test/torch/{line}", {"core-env-xpu"}),
+    "pypiMirror": ("https://mirror.test/pypi/simple", CORES | ENVS | BUILDER | COMPLETE),
+    "wheelhouse": ("build/wheelhouse", CORES | ENVS | BUILDER | COMPLETE),
     # A directory holding a lock of the pinned version (test_source_reaches_...: written).
-    "comfyuiLock": ("{tmp}/{version}", CORES),
+    "comfyuiLock": ("{tmp}/{version}", CORES | ENVS),
 }
 
 

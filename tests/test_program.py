@@ -50,7 +50,7 @@ def test_stack_files_evaluate(evaluate: Evaluate, stack_config: Any, stack_name:
 
 def test_dev_stack_is_laptop_shaped(evaluate: Evaluate, stack_config: Any) -> None:
     imgs = images(evaluate(stack_config("dev"), stack="dev"))
-    assert set(imgs) == {"runtime-cpu", "core-cpu"}, "dev builds the CPU chain only"
+    assert set(imgs) == {"runtime-cpu", "core-env-cpu", "core-cpu"}, "dev builds the CPU chain only"
     for name, i in imgs.items():
         assert all(t.startswith("localhost:") for t in i["tags"]), name
         assert i["builder"] == {"name": "comfyui-images"}, "dev builds on the quick-start builder"
@@ -309,7 +309,14 @@ def test_children_reach_parents_through_digest_pinned_named_contexts(
     recording = evaluate(with_overrides(base_config, targets=["complete-cuda"]))
     resources = recording.images()
     imgs = images(recording)
-    assert set(imgs) == {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
+    assert set(imgs) == {
+        "runtime-cuda",
+        "runtime-cpu",
+        "core-env-cuda",
+        "core-cuda",
+        "sageattention-builder",
+        "complete-cuda",
+    }
     for name, i in imgs.items():
         named = (i["context"].get("named")) or {}
         for ctx, parent in parents_of(name).items():
@@ -471,7 +478,7 @@ def test_the_stack_exports_every_builds_ref_and_its_two_tags(
     exports: dict[str, Any] = {}
     monkeypatch.setattr(pulumi, "export", exports.__setitem__)
     recording = evaluate(with_overrides(base_config, targets=["core-cpu"]))
-    assert set(exports["refs"]) == {"runtime-cpu", "core-cpu"}
+    assert set(exports["refs"]) == {"runtime-cpu", "core-env-cpu", "core-cpu"}
     for name, resource in recording.images().items():
         assert exports["tags"][name] == unwrap(resource.inputs)["tags"], name
         assert exports["tags"][name][1].endswith(":latest"), "the version tag comes first"

@@ -279,12 +279,15 @@ def test_prod_reports_each_bump_and_the_targets_it_rebuilds(
         "| `torchaudio` | 2.8.0 | **2.11.1** |",
     ):
         assert line in out
-    # comfyui reaches every core; the trio only the lines without their own (cu126 keeps
-    # its own pins, as its index stopped at 2.14.1), but cu126's complete follows its core.
+    # comfyui reaches every core and its environment (its source and lock); the trio only
+    # the lines without their own (cu126 keeps its own pins, as its index stopped at 2.14.1),
+    # but cu126's complete follows its core. Each build is named once, in build order.
     assert (
-        "Rebuilds: `core-cuda-cu130`, `core-cuda-cu126`, `core-cpu`, `core-rocm`, `core-xpu`, "
-        "`sageattention-builder-cu130` (their build args or sources change), then "
-        "`complete-cuda-cu130`, `complete-cuda-cu126` (a parent's digest changes)."
+        "Rebuilds: `core-env-cuda-cu130`, `core-env-cuda-cu126`, `core-cuda-cu130`, "
+        "`core-cuda-cu126`, `core-env-cpu`, `core-cpu`, `core-env-rocm`, `core-rocm`, "
+        "`core-env-xpu`, `core-xpu`, `sageattention-builder-cu130` (their build args or "
+        "sources change), then `complete-cuda-cu130`, `complete-cuda-cu126` (a parent's "
+        "digest changes)."
     ) in out
     assert "runtime-" not in out, "no pin tracked here reaches the runtimes"
 
@@ -292,21 +295,29 @@ def test_prod_reports_each_bump_and_the_targets_it_rebuilds(
 @pytest.mark.parametrize(
     ("bumps", "direct", "descendants"),
     [
+        # comfy-cli is core's own stage: no environment image is rebuilt.
         (
             {"comfyCli": "1.24.0"},
             ["core-cpu", "core-cuda-cu130", "core-cuda-cu126", "core-rocm", "core-xpu"],
             ["complete-cuda-cu130", "complete-cuda-cu126"],
         ),
-        # The cu126 line pins its own trio: a stack-wide trio bump passes it by.
+        # The trio is installed in core's environment image; each core and complete follow
+        # it. The cu126 line pins its own trio: a stack-wide trio bump passes it by.
         (
             {"torchvision": "0.29.2"},
-            ["core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu"],
-            ["complete-cuda-cu130"],
+            ["core-env-cpu", "core-env-cuda-cu130", "core-env-rocm", "core-env-xpu"],
+            ["core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu", "complete-cuda-cu130"],
         ),
         (
             {"torch": "2.15.0"},
-            ["sageattention-builder-cu130", "core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu"],
-            ["complete-cuda-cu130"],
+            [
+                "sageattention-builder-cu130",
+                "core-env-cpu",
+                "core-env-cuda-cu130",
+                "core-env-rocm",
+                "core-env-xpu",
+            ],
+            ["core-cpu", "core-cuda-cu130", "core-rocm", "core-xpu", "complete-cuda-cu130"],
         ),
         ({}, [], []),
     ],
@@ -394,8 +405,9 @@ def test_a_stack_on_default_pins_is_reported_but_not_written(
     assert code == releases.EXIT_BUMPS
     assert dev.read_bytes() == before
     assert "Not written: `comfyui`" in out
-    assert "Rebuilds: `core-cpu`" in out
-    assert "core-cuda" not in out, "dev builds only core-cpu"
+    assert "Rebuilds: `core-env-cpu`, `core-cpu` (their build args or sources change)." in out
+    for cuda_build in ("core-env-cuda", "core-cuda"):
+        assert cuda_build not in out, "dev builds only core-cpu and its environment"
 
 
 @pytest.mark.parametrize(

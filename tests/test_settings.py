@@ -51,7 +51,7 @@ def error_for(config: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> str:
 
 def test_minimal_config_is_valid() -> None:
     settings = settings_from(base())
-    assert settings.build_order == ["runtime-cpu", "core-cpu"]
+    assert settings.build_order == ["runtime-cpu", "core-env-cpu", "core-cpu"]
     assert settings.push is True
 
 
@@ -119,7 +119,14 @@ def test_minimal_config_is_valid() -> None:
         # bad push type
         ({"push": "yes"}, ["comfyui-images:push", "true or false", "yes"]),
         # push false with a child target
-        ({"push": False}, ["comfyui-images:push", "core-cpu", "runtime-cpu", "push to true"]),
+        (
+            {"push": False},
+            [
+                "comfyui-images:push",
+                "core-env-cpu is built from runtime-cpu, which",
+                "push to true",
+            ],
+        ),
         # bad arch list
         ({"cudaArchList": "sm_90"}, ["comfyui-images:cudaArchList", "sm_90"]),
         # bad platform
@@ -182,7 +189,14 @@ def test_secret_values_are_never_decoded() -> None:
 
 def test_parents_come_along_in_build_order() -> None:
     order = settings_from(base(targets=["complete-cuda"])).build_order
-    assert set(order) == {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
+    assert set(order) == {
+        "runtime-cuda",
+        "runtime-cpu",  # the common runtime core's accelerator-free stages are built on
+        "core-env-cuda",
+        "core-cuda",
+        "sageattention-builder",
+        "complete-cuda",
+    }
     for name in order:
         for parent in TARGETS[name].parents.values():
             assert order.index(parent) < order.index(name), f"{parent} must precede {name}"
@@ -209,11 +223,14 @@ def test_catalog_graph_is_acyclic_and_complete() -> None:
 
 
 def test_a_parent_two_children_share_is_ordered_once() -> None:
-    """complete-cuda reaches runtime-cuda directly and through core-cuda: once, first."""
+    """complete-cuda reaches runtime-cuda directly and through core-cuda, and every core
+    reaches runtime-cpu: each once, first."""
     assert selected_with_parents(["complete-cuda", "core-cpu"]) == [
         "runtime-cpu",
+        "core-env-cpu",
         "core-cpu",
         "runtime-cuda",
+        "core-env-cuda",
         "core-cuda",
         "sageattention-builder",
         "complete-cuda",

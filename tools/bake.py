@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from components.errors import SettingsError
@@ -47,7 +48,7 @@ def to_bake(
         entry = plan["targets"][name]
         i = entry["inputs"]
         context = i["context"]["location"]
-        dockerfile = PurePosixPath(i["dockerfile"]["location"])
+        dockerfile = i["dockerfile"]["location"]
         contexts: dict[str, str] = {}
         for ctx, spec in (i["context"].get("named") or {}).items():
             parent = entry["parents"].get(ctx)
@@ -60,7 +61,9 @@ def to_bake(
             )
         bake: dict[str, Any] = {
             "context": context,
-            "dockerfile": str(dockerfile.relative_to(context)),
+            # Bake reads it relative to the context, which may be a subdirectory of the
+            # Dockerfile's own (core's environment: dockerfiles/core/env).
+            "dockerfile": posixpath.relpath(dockerfile, context),
             "target": i["target"],
             "args": i.get("buildArgs") or {},
             "tags": i.get("tags") or [],

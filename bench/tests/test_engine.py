@@ -77,7 +77,14 @@ def test_reruns_exactly_the_steps_whose_inputs_changed(
     """The minimal set: BuildKit reruns exactly the steps the scenario names (and why),
     and reuses every other one, from the registry cache of a fresh runner."""
     scenario, _, runs = results[scenario_name]
-    assert set(runs) == {"runtime-cpu", "runtime-cuda", "core-cpu", "core-cuda"}
+    assert set(runs) == {
+        "runtime-cpu",
+        "runtime-cuda",
+        "core-env-cpu",
+        "core-env-cuda",
+        "core-cpu",
+        "core-cuda",
+    }
     for target, run in runs.items():
         assert run.steps, f"{target}: no build steps found in {run.progress_file}"
     expected = expected_reruns(scenario, {t: r.steps for t, r in runs.items()})

@@ -40,8 +40,8 @@ def _config(engine: Engine, targets: list[str], **sources: str) -> dict[str, Any
 
 @pytest.fixture(scope="module")
 def cores(engine: Engine) -> dict[str, str]:  # noqa: F811
-    """runtime-cpu, core-rocm and core-xpu built as the provider builds them: each pushed
-    ref by digest."""
+    """runtime-cpu, core-rocm and core-xpu (each on its environment image) built as the
+    provider builds them: each pushed ref by digest."""
     config = _config(engine, ["core-rocm", "core-xpu"])
     prepare(config)
     ensure_inputs(engine, config)
@@ -51,7 +51,13 @@ def cores(engine: Engine) -> dict[str, str]:  # noqa: F811
 
 
 def test_runtime_and_core_build_for_each_kind(cores: dict[str, str]) -> None:
-    assert set(cores) == {"runtime-cpu", "core-rocm", "core-xpu"}, "one shared plain runtime"
+    assert set(cores) == {
+        "runtime-cpu",
+        "core-env-rocm",
+        "core-rocm",
+        "core-env-xpu",
+        "core-xpu",
+    }, "one shared plain runtime"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +105,7 @@ def test_the_container_starts_with_its_kinds_device_probe_logged(
         docker("rm", "--force", name, check=False)
 
 
-@pytest.mark.usefixtures("cores")  # runtime-cpu is pushed: core-rocm reads it from there
+@pytest.mark.usefixtures("cores")  # runtime-cpu is pushed: core-env-rocm reads it from there
 def test_a_cuda_wheel_on_a_rocm_line_is_refused_by_the_torch_layer(
     engine: Engine,  # noqa: F811
 ) -> None:
@@ -113,7 +119,7 @@ def test_a_cuda_wheel_on_a_rocm_line_is_refused_by_the_torch_layer(
     bake_file.write_text(json.dumps(to_bake(plan, secrets={"ca": CA_BUNDLE}, parents="image")))
     bake = ["docker", "buildx", "bake", *BAKE_ALLOW, "--file", str(bake_file)]
     result = subprocess.run(
-        [*bake, "--progress", "plain", "core-rocm"],
+        [*bake, "--progress", "plain", "core-env-rocm"],  # the torch layer's image
         cwd=WORK,
         capture_output=True,
         text=True,

@@ -24,7 +24,14 @@ from components import cuda
 
 pytestmark = pytest.mark.engine
 
-BUILDS = ("runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda")
+BUILDS = (
+    "runtime-cuda",
+    "runtime-cpu",
+    "core-env-cuda",
+    "core-cuda",
+    "sageattention-builder",
+    "complete-cuda",
+)
 
 
 @pytest.fixture(scope="module")

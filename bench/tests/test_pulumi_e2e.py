@@ -92,7 +92,7 @@ def _images_in_state(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_fresh_preview_shows_only_creates(deployment: Deployment) -> None:
     ops = deployment.preview_ops()
-    assert set(ops) == {"runtime-cpu", "core-cpu"}
+    assert set(ops) == {"runtime-cpu", "core-env-cpu", "core-cpu"}
     assert set(ops.values()) == {"create"}, ops
 
 
@@ -107,7 +107,7 @@ def test_up_pushes_every_image_and_exports_digest_pinned_refs(
     deployment.pulumi("up", "--yes", "--skip-preview")
     # The cache report reads what the provider's builds left in the builder's history.
     reports = {r.target: r for r in reports_from_history(*read_history(None), since=since)}
-    assert set(reports) == {"runtime-cpu", "core-cpu"}
+    assert set(reports) == {"runtime-cpu", "core-env-cpu", "core-cpu"}
     assert all(r.steps > 0 and r.cached < r.steps for r in reports.values()), reports
     refs = deployment.outputs()["refs"]
     registry = engine.registry
@@ -177,7 +177,9 @@ def test_app_edit_updates_exactly_the_images_of_that_context(deployment: Deploym
     finally:
         script.write_text(original)
     changed = {t for t, op in ops.items() if op != "same"}
-    assert changed == {t for t in ops if TARGETS[t].directory == "core"}, ops
+    # core's environment image takes an empty context: the edit is not among its inputs.
+    assert changed == {t for t in ops if TARGETS[t].context_dir == "dockerfiles/core"}, ops
+    assert changed == {"core-cpu"}, ops
     # The preview built the changed Image (never pushed), reusing its dependency layers.
     reports = reports_from_history(*read_history(None), since=since)
     assert [r.target for r in reports] == ["core-cpu"]

@@ -49,8 +49,15 @@ def matrix(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Deployme
 
 
 def _expected_builds() -> set[str]:
-    per_line = {"runtime-cuda", "core-cuda", "sageattention-builder", "complete-cuda"}
+    per_line = {
+        "runtime-cuda",
+        "core-env-cuda",
+        "core-cuda",
+        "sageattention-builder",
+        "complete-cuda",
+    }
     others = {"runtime-cpu", "core-cpu", "core-rocm", "core-xpu"}
+    others |= {"core-env-cpu", "core-env-rocm", "core-env-xpu"}
     return {f"{t}-{line}" for t in per_line for line in LINES} | others
 
 
