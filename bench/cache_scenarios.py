@@ -51,7 +51,7 @@ from bench.scenarios import (
     relock,
     run_scenario,
 )
-from bench.standin_inputs import NS, WORK, ci_config, ensure_inputs, prepare
+from bench.standin_inputs import INDEX, NS, WORK, ci_config, ensure_inputs, prepare
 from bench.standins import make_standins
 from components.project import ROOT
 from tools.cache_report import (
@@ -127,15 +127,17 @@ def upstream_requirements(given: Path | None) -> str | None:
 def realistic(config: dict[str, Any]) -> dict[str, Any]:
     """The six CUDA and CPU targets and heavy torch stand-ins (the real ComfyUI requirements
     are written into each stand-in source once the scenario has made it)."""
-    fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", REALISTIC)
+    fill_torch_indexes(INDEX, REALISTIC)
     return {**config, f"{NS}:targets": ["core-cpu", "complete-cuda"]}
 
 
 def context_seconds(progress: Path) -> float:
-    """Seconds a build spent sending local contexts (the client's file sync). With the
-    realistic payload the stand-in torch index rides in the `wheelhouse` context, and a fresh
-    builder receives all of it for every target that names it, used or not: a cost of the
-    stand-in, which a real torch index does not have."""
+    """Seconds a build spent sending local contexts (the client's file sync): the
+    Dockerfiles, app files, ComfyUI tree and lock, so near zero. Kept as a column because a
+    stand-in that rides in a context costs here, and a real input does not: the torch
+    indexes once rode in the `wheelhouse` context (31-45 s per scenario with the realistic
+    payload); engine/up now serves them over HTTP, as PyTorch's index serves the real ones,
+    and the torch step pays their download like a real build."""
     return seconds_of(read_vertices(progress.read_text()).values(), is_local_context)
 
 
@@ -245,7 +247,7 @@ def scaling_rows(engine: Engine, run_id: str, sizes: str) -> list[dict[str, Any]
         config[f"{NS}:targets"] = ["core-cuda"]
         prepare(config)
         ensure_inputs(engine, config)
-        fill_torch_indexes(WORK / "build" / "standins" / "wheelhouse", {"cuda": size, "cpu": 0})
+        fill_torch_indexes(INDEX, {"cuda": size, "cpu": 0})
         by_name = {s.name: s for s in SCENARIOS}
         runs = {}
         for name in ("cold", "app-change"):

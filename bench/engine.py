@@ -14,15 +14,19 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 class Engine:
     registry: str
     base_image: str
+    # The stand-in torch indexes engine/up serves over HTTP, e.g. http://127.0.0.1:5056.
+    index_url: str
 
 
 def engine_from_env() -> Engine | None:
-    """The engine started by engine/up, if its variables are in the environment."""
+    """The engine started by engine/up, if its variables are in the environment (an
+    engine/up older than the index server exports no ENGINE_INDEX_URL: run it again)."""
     registry = os.environ.get("ENGINE_REGISTRY")
     base = os.environ.get("ENGINE_BASE_IMAGE")
-    if not (registry and base and os.environ.get("DOCKER_HOST")):
+    index_url = os.environ.get("ENGINE_INDEX_URL")
+    if not (registry and base and index_url and os.environ.get("DOCKER_HOST")):
         return None
-    return Engine(registry=registry, base_image=base)
+    return Engine(registry=registry, base_image=base, index_url=index_url)
 
 
 def docker(

@@ -15,6 +15,8 @@ import os
 import zipfile
 from pathlib import Path
 
+from bench.pep503 import write_project_page
+
 GB = 1000**3
 MB = 1000**2
 # Roughly the installed size of PyPI's torch libraries (CUDA) and of a CPU build.
@@ -56,14 +58,16 @@ def add_payload(wheel: Path, size: int, name: str = "_payload.bin") -> None:
     tmp.replace(wheel)
 
 
-def fill_torch_indexes(wheelhouse: Path, sizes: dict[str, int]) -> dict[str, int]:
-    """Add payloads to the torch wheels of the stand-in indexes under ``wheelhouse``:
-    ``sizes["cpu"]`` to the cpu index, ``sizes["cuda"]`` to every CUDA line's."""
+def fill_torch_indexes(index: Path, sizes: dict[str, int]) -> dict[str, int]:
+    """Add payloads to the torch wheels of the stand-in indexes under ``index`` (one
+    directory per line): ``sizes["cpu"]`` to the cpu index, ``sizes["cuda"]`` to every CUDA
+    line's. Each grown wheel's project page gets its new sha256, which pip checks."""
     done = {}
-    for wheel in sorted((wheelhouse / "index").glob("*/torch/torch-*.whl")):
+    for wheel in sorted(index.glob("*/torch/torch-*.whl")):
         line = wheel.parent.parent.name
         size = sizes["cpu" if line == "cpu" else "cuda"]
         if size:
             add_payload(wheel, size)
+            write_project_page(wheel.parent)
             done[line] = size
     return done

@@ -1,7 +1,7 @@
 """Stand-ins for the upstream inputs the engine cannot reach, fed to the stacks through the
 overrides users have for mirrors: base images under ``<registry>/mirror/...``, ComfyUI and
-SageAttention source directories, and a wheelhouse holding one PEP 503 index of tiny
-``torch*`` wheels per line."""
+SageAttention source directories, and one PEP 503 index of tiny ``torch*`` wheels per line,
+served over HTTP on loopback by engine/up, as PyTorch's index serves the real ones."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.engine import Engine, docker
+from bench.pep503 import write_project_page, write_root_page
 from components import accelerators, cuda
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
@@ -25,6 +27,12 @@ from tools.offline import load_stack_config
 
 NS = NAMESPACE
 WORK = ROOT / "build" / "engine-work"
+# The stand-in torch indexes, one directory per line: engine/up serves this directory at
+# ENGINE_INDEX_URL (INDEX_DIR there), so builds fetch torch over HTTP as from PyTorch's
+# index, and no wheel rides in a build context.
+INDEX = ROOT / "build" / "standins" / "index"
+# Where the ci and standins stacks expect it: engine/up's default (ENGINE_INDEX_PORT).
+STACK_INDEX_URL = "http://127.0.0.1:5056"
 
 
 def make_wheel(
@@ -107,27 +115,22 @@ def standin_torch_modules(line: str, version: str) -> dict[str, str]:
     }
 
 
-def make_torch_index(wheelhouse: Path, line: str, pins: dict[str, str]) -> Path:
+def make_torch_index(index: Path, line: str, pins: dict[str, str]) -> Path:
     """A PEP 503 index of stand-in torch, torchvision and torchaudio for one line ("cpu",
-    "cu129", "rocm7.14", "xpu"), laid out like PyTorch's own under
-    ``<wheelhouse>/index/<line>``: each pin's public version with the line as local label
-    (2.8.0+cu129.standin), and a torch that reports the line's accelerator
-    (``standin_torch_modules``). The stacks reach it as ``file:///wheelhouse/index/<line>``
-    (the wheelhouse context)."""
-    root = wheelhouse / "index" / line
-    links = []
+    "cu129", "rocm7.14", "xpu"), laid out like PyTorch's own under ``<index>/<line>``: each
+    pin's public version with the line as local label (2.8.0+cu129.standin), linked with its
+    sha256, and a torch that reports the line's accelerator (``standin_torch_modules``). The
+    stacks reach it as ``<ENGINE_INDEX_URL>/<line>`` (engine/up serves ``INDEX``)."""
+    root = index / line
     for name in TORCH_TRIO:
         version = f"{pins[name].split('+', 1)[0]}+{line}.standin"
         project = root / name
         shutil.rmtree(project, ignore_errors=True)
         project.mkdir(parents=True)
         modules = standin_torch_modules(line, version) if name == "torch" else {}
-        wheel = make_wheel(project, name, version, modules)
-        (project / "index.html").write_text(
-            f'<!DOCTYPE html><html><body><a href="{wheel.name}">{wheel.name}</a></body></html>\n'
-        )
-        links.append(f'<a href="{name}/">{name}</a>')
-    (root / "index.html").write_text(f"<!DOCTYPE html><html><body>{''.join(links)}</body></html>\n")
+        make_wheel(project, name, version, modules)
+        write_project_page(project)
+    write_root_page(root)
     return root
 
 
@@ -308,15 +311,13 @@ def make_sageattention_standin(dest: Path) -> None:
 
 
 def prepare(config: dict[str, Any]) -> None:
-    """Fresh work dir (a copy of dockerfiles/ and locks/) plus every stand-in the config
-    refers to."""
+    """Fresh work dir (a copy of dockerfiles/ and locks/) plus the stand-in torch indexes
+    the config installs from (in ``INDEX``, outside the work dir: engine/up serves it)."""
     shutil.rmtree(WORK, ignore_errors=True)
     shutil.copytree(ROOT / "dockerfiles", WORK / "dockerfiles")
     shutil.copytree(ROOT / "locks", WORK / "locks")
-    wheels = WORK / "build" / "standins" / "wheelhouse"
-    wheels.mkdir(parents=True)
     for line, pins in torch_lines(config).items():
-        make_torch_index(wheels, line, pins)
+        make_torch_index(INDEX, line, pins)
 
 
 def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
@@ -356,8 +357,28 @@ def ci_config(engine: Engine, run_id: str) -> dict[str, Any]:
     sources = dict(config[f"{NS}:sources"])
     sources["cudaImage"] = f"{engine.registry}/mirror/nvidia/cuda"
     sources["ubuntuImage"] = f"{engine.registry}/mirror/ubuntu"
+    for key in TORCH_INDEX_KEYS:
+        sources[key] = at_engine_index(sources[key], engine.index_url)
     config[f"{NS}:sources"] = sources
     return config
+
+
+TORCH_INDEX_KEYS = ("torchIndexCpu", "torchIndexCuda", "torchIndexRocm", "torchIndexXpu")
+
+
+def is_standin_index(url: str) -> bool:
+    """An index on this machine's loopback over HTTP: the one engine/up serves, whatever its
+    port (ci_config moves the stacks' URLs to the engine's)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost"}
+
+
+def at_engine_index(url: str, index_url: str) -> str:
+    """``url`` (a stack's stand-in index, under ``STACK_INDEX_URL``) on the index the engine
+    actually serves; any other index is left as it is."""
+    if not url.startswith(STACK_INDEX_URL + "/"):
+        return url
+    return index_url.rstrip("/") + url.removeprefix(STACK_INDEX_URL)
 
 
 # --- scenarios ------------------------------------------------------------------------

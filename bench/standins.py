@@ -2,10 +2,11 @@
 
 ``stacks/standins.yaml`` names, for each unreachable input, the local stand-in that takes
 its place (the same overrides users have for mirrors: base images under the loopback
-registry, a ComfyUI source directory, a wheelhouse of small ``torch*`` wheels, the host's CA
-bundle for PyPI behind a re-signing proxy). This module merges it over a stack file, writes
-the result to ``build/stacks/Pulumi.<stack>.yaml`` for ``pulumi --config-file``, and makes
-every stand-in the merged config refers to. The committed stack file is never changed.
+registry, a ComfyUI source directory, PEP 503 indexes of small ``torch*`` wheels that
+engine/up serves on loopback, the host's CA bundle for PyPI behind a re-signing proxy).
+This module merges it over a stack file, writes the result to
+``build/stacks/Pulumi.<stack>.yaml`` for ``pulumi --config-file``, and makes every stand-in
+the merged config refers to. The committed stack file is never changed.
 
     venv/bin/python -m bench.standins --stack dev     # prints the config file's path
 """
@@ -20,7 +21,10 @@ import yaml
 
 from bench.engine import engine_from_env
 from bench.standin_inputs import (
+    INDEX,
     NS,
+    TORCH_INDEX_KEYS,
+    is_standin_index,
     make_comfyui_standin,
     make_sageattention_standin,
     make_torch_index,
@@ -53,11 +57,11 @@ def make_standins(config: dict[str, Any]) -> list[str]:
     what it refers to."""
     made = []
     versions, sources = config.get(f"{NS}:versions", {}), config.get(f"{NS}:sources", {})
-    if wheelhouse := sources.get("wheelhouse"):
-        wheels = ROOT / wheelhouse
-        wheels.mkdir(parents=True, exist_ok=True)
+    # The torch indexes, when the config installs from the one engine/up serves.
+    if any(is_standin_index(sources.get(key, "")) for key in TORCH_INDEX_KEYS):
         for line, pins in torch_lines(config).items():
-            made.append(str(make_torch_index(wheels, line, pins).relative_to(ROOT)))
+            index = make_torch_index(INDEX, line, pins)
+            made.append(str(index.relative_to(ROOT) if index.is_relative_to(ROOT) else index))
     comfyui = sources.get("comfyui", "")
     if comfyui and "://" not in comfyui:
         path = ROOT / comfyui.replace("{version}", versions.get("comfyui", PIN_EXAMPLES["comfyui"]))

@@ -111,7 +111,7 @@ def test_a_cuda_wheel_on_a_rocm_line_is_refused_by_the_torch_layer(
 ) -> None:
     """The ROCm line's index pointed at the CUDA line's: pip installs a CUDA torch, and the
     strict check fails the build naming what it got and what the line needs."""
-    config = _config(engine, ["core-rocm"], torchIndexRocm="file:///wheelhouse/index/cu129")
+    config = _config(engine, ["core-rocm"], torchIndexRocm=f"{engine.index_url}/cu129")
     prepare(config)
     ensure_inputs(engine, config)
     plan = to_plan(run_program(config, stack="ci"))

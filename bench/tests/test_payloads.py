@@ -20,7 +20,7 @@ def test_payload_is_recorded_installed_and_incompressible(tmp_path: Path) -> Non
     make_torch_index(tmp_path, "cpu", PINS)
     done = fill_torch_indexes(tmp_path, {"cuda": 3_000_000, "cpu": 1_000_000})
     assert done == {"cu129": 3_000_000, "cpu": 1_000_000}
-    (wheel,) = (tmp_path / "index" / "cu129" / "torch").glob("*.whl")
+    (wheel,) = (tmp_path / "cu129" / "torch").glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         payload = archive.read("torch/_payload.bin")
         record = archive.read("torch-2.8.0+cu129.standin.dist-info/RECORD").decode()
@@ -38,7 +38,7 @@ def test_payload_is_recorded_installed_and_incompressible(tmp_path: Path) -> Non
 
 def test_adding_twice_replaces_the_payload(tmp_path: Path) -> None:
     make_torch_index(tmp_path, "cpu", PINS)
-    (wheel,) = (tmp_path / "index" / "cpu" / "torch").glob("*.whl")
+    (wheel,) = (tmp_path / "cpu" / "torch").glob("*.whl")
     add_payload(wheel, 1000)
     add_payload(wheel, 2000)
     with zipfile.ZipFile(wheel) as archive:
