@@ -46,13 +46,13 @@ from bench.scenarios import (
     REGISTRY_STORE,
     RUNS,
     SCENARIOS,
+    Scenario,
     TargetRun,
     apply,
     relock,
     run_scenario,
 )
 from bench.standin_inputs import INDEX, NS, WORK, ci_config, ensure_inputs, prepare
-from bench.standins import make_standins
 from components.project import ROOT
 from tools.cache_report import (
     is_local_context,
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     rows: list[dict[str, Any]] = []
     cold: dict[str, float] = {}
+    # Each scenario's config as bake built it: the pulumi up path deploys the same ones.
+    configs: list[tuple[Scenario, dict[str, Any]]] = []
     for scenario in SCENARIOS:
         config = apply(config, scenario)
         ensure_inputs(engine, config)
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             # ones, as a real stack commits its lock (deterministic, so a scenario that
             # changes no input of the lock gets the same bytes back).
             config = relock(config)
+        configs.append((scenario, config))
         runs = run_scenario(config, scenario, RUNS / run_id / scenario.name)
         for target, run in runs.items():
             if scenario.name == "cold":
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         r["path"] = "bake"
     table = render(rows)
     if not args.no_pulumi:
-        provider = provider_rows(engine, run_id)
+        provider = provider_rows(engine, run_id, configs)
         table += "\n\nThrough `pulumi up`:\n\n" + render(provider)
         rows += provider
     scaling = scaling_rows(engine, run_id, args.scaling) if args.scaling else []
@@ -293,21 +296,26 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
-def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
-    """The scenarios through `pulumi up`: what a deploy costs, per Image it rebuilds."""
-    config = ci_config(engine, f"{run_id}-pulumi")
+def provider_rows(
+    engine: Engine, run_id: str, configs: list[tuple[Scenario, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The scenarios through `pulumi up`: what a deploy costs, per Image it rebuilds. Each
+    scenario deploys the config bake built (the same payloads, stand-in sources and lock),
+    in a namespace of its own, so both paths start cold."""
+    registry = ci_config(engine, f"{run_id}-pulumi")[f"{NS}:registry"]
     app = ROOT / "dockerfiles" / "core" / "app"
     originals = {path: path.read_text() for path in app.iterdir()}
     rows: list[dict[str, Any]] = []
     cold: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as root:
-        deployment = Deployment.create(Path(root), "bench", config)
+        deployment: Deployment | None = None
         try:
-            for scenario in SCENARIOS:
-                config = apply(config, scenario)
+            for scenario, baked in configs:
+                config = from_work_dir({**baked, f"{NS}:registry": registry})
+                if deployment is None:
+                    deployment = Deployment.create(Path(root), "bench", config)
                 if scenario.edit is not None:
-                    scenario.edit(ROOT)
-                make_standins(config)
+                    scenario.edit(ROOT)  # the program builds from the project's dockerfiles/
                 deployment.write_config(config)
                 reset_local_state()
                 since = datetime.now(UTC).isoformat()
@@ -357,6 +365,16 @@ def provider_rows(engine: Engine, run_id: str) -> list[dict[str, Any]]:
             for path, text in originals.items():
                 path.write_text(text)
     return rows
+
+
+def from_work_dir(config: dict[str, Any]) -> dict[str, Any]:
+    """A bake config for the program, which runs in the project root: its local stand-in
+    sources (relative to the bake work dir) made absolute."""
+    sources = dict(config[f"{NS}:sources"])
+    for key in ("comfyui", "sageattention"):
+        if sources.get(key) and "://" not in sources[key]:
+            sources[key] = str(WORK / sources[key])
+    return {**config, f"{NS}:sources": sources}
 
 
 def _images(deployment: Deployment) -> list[str]:

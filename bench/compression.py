@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 from bench.cache_scenarios import machine, size
 from bench.engine import docker, engine_from_env, reset_local_state
+from bench.image_layers import layers
 from bench.registry_traffic import offset, traffic
 from bench.scenarios import REGISTRY_LOG, REGISTRY_STORE
 from bench.standin_inputs import WORK
@@ -156,33 +156,10 @@ def engine_base() -> str:
     return engine.base_image
 
 
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    )
-)
-
-
 def layer_size(ref: str) -> int:
     """Compressed size of the image's largest layer, from its manifest in the engine's
     loopback registry (plain HTTP)."""
-    name, _, tag = ref.rpartition(":")
-    host, _, repo = name.partition("/")
-
-    def fetch(reference: str) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"http://{host}/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
-            return dict(json.loads(response.read()))
-
-    manifest = fetch(tag)
-    if "manifests" in manifest:  # an index: the image's own manifest is its first entry
-        manifest = fetch(manifest["manifests"][0]["digest"])
-    return max(int(layer["size"]) for layer in manifest["layers"])
+    return max(layer.size for layer in layers(ref))
 
 
 def pull_seconds(ref: str) -> float:

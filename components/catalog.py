@@ -40,6 +40,8 @@ class Target:
     version_tag: str = ""
     # Built once per line of this kind (matrix.py), with that line's pins; None: once.
     line_kind: str | None = None
+    # Built only for other targets to build on, never run: no version label (image.py).
+    internal: bool = False
     # The build context under dockerfiles/, when it is not ``directory``: a stage that reads
     # no file of its Dockerfile's directory takes an empty one, so that an edit of those
     # files (core's app code) changes neither its inputs nor its plan.
@@ -103,6 +105,7 @@ def _core(
         directory="core",
         context="core/env",
         stage="comfyui-env",
+        internal=True,
         parents={"runtime": runtime, **_COMMON_RUNTIME},
         args={
             **_PIP,

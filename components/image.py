@@ -30,6 +30,17 @@ REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "0"}
 VERSION_LABEL = "org.opencontainers.image.version"
 
 
+def labels(name: str, version_tag: str, *, internal: bool) -> dict[str, str]:
+    """The OCI title, and the version tag by name for images people run. An internal image
+    (core's environment) is pinned by digest by its children: a label naming a pin it only
+    carries in its tag for people (the ComfyUI version) would change that digest, and rerun
+    complete's install steps, whenever the pin moved without touching its content."""
+    out = {"org.opencontainers.image.title": name}
+    if not internal:
+        out[VERSION_LABEL] = version_tag
+    return out
+
+
 def build_args(routed: Mapping[str, str]) -> dict[str, str]:
     """The routed build args without the empty ones, plus ``REPRODUCIBLE``.
 
@@ -105,10 +116,7 @@ class ImageTarget(pulumi.ComponentResource):
             platforms=[docker_build.Platform(settings.platform)],
             registries=registries,
             secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
-            labels={
-                "org.opencontainers.image.title": name,
-                VERSION_LABEL: resolved.version_tag,
-            },
+            labels=labels(name, resolved.version_tag, internal=target.internal),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ref = image.ref

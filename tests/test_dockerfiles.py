@@ -337,23 +337,39 @@ def test_comfy_cli_and_comfyui_source_build_apart_from_torch() -> None:
 
 
 def test_complete_deps_read_core_only_through_its_environment() -> None:
-    """complete's own steps read core by the content of /opt/venv, never the whole image:
-    an edit of core's start scripts must not rerun them."""
+    """complete's own steps read core's environment image by a mount of /opt/venv, never
+    core itself: an edit of core's start scripts makes a new core digest, which would rerun
+    them and make BuildKit pull core's layers to hash the venv. The environment must be the
+    very image complete's core is built on."""
     target = TARGETS["complete-cuda"]
+    core = TARGETS[target.parents["core"]]
+    assert target.parents["comfyui-env"] == core.parents["comfyui-env"], (
+        "complete must mount the environment image its core is built on"
+    )
     parsed = parse(target.dockerfile)
     deps = parsed.stage("complete-deps")
     assert deps is not None, f"{target.dockerfile}: no complete-deps stage"
-    assert "core" not in stage_lineage(parsed, "complete-deps"), (
-        f"{target.dockerfile}: complete-deps is built FROM core (keyed to all of it)"
+    assert not {"core", "comfyui-env"} & set(stage_lineage(parsed, "complete-deps")), (
+        f"{target.dockerfile}: complete-deps is built FROM core or its environment (a copy "
+        "of GBs of torch into complete's cache)"
     )
-    core_venv = {"type": "bind", "from": "core", "source": "/opt/venv", "target": "/opt/venv"}
+    env_venv = {
+        "type": "bind",
+        "from": "comfyui-env",
+        "source": "/opt/venv",
+        "target": "/opt/venv",
+    }
+    mounted = 0
     for command in deps.commands:
-        if "core" not in stage_refs(command):
-            continue
         where = f"{target.dockerfile}:{command.start_line}"
-        assert command.cmd == "RUN", f"{where}: read core by a read-only mount, not a copy"
-        from_core = [m for m in mounts(command) if m.get("from") == "core"]
-        assert from_core == [core_venv], f"{where}: complete-deps may mount core's /opt/venv only"
+        assert "core" not in stage_refs(command), f"{where}: complete-deps reads core"
+        if "comfyui-env" not in stage_refs(command):
+            continue
+        assert command.cmd == "RUN", f"{where}: read the environment by a mount, not a copy"
+        from_env = [m for m in mounts(command) if m.get("from") == "comfyui-env"]
+        assert from_env == [env_venv], f"{where}: mount the environment's /opt/venv only"
+        mounted += 1
+    assert mounted, f"{target.dockerfile}: complete-deps never mounts the environment's venv"
     installs = [c for c in deps.commands if is_pip_run(c)]
     assert installs, f"{target.dockerfile}: complete-deps installs nothing"
     for command in installs:

@@ -17,7 +17,6 @@ from typing import Any
 
 from components.errors import SettingsError
 from components.graph import GraphError
-from components.image import VERSION_LABEL
 from tools.offline import (
     SECRET_PLACEHOLDER,
     Recording,
@@ -112,8 +111,8 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     lines = ["flowchart LR"]
     ids = {name: name.replace("-", "_").replace(".", "_") for name in plan["order"]}
     for name in plan["order"]:
-        labels = plan["targets"][name]["inputs"].get("labels") or {}
-        tag = labels.get(VERSION_LABEL, "")
+        tags = plan["targets"][name]["inputs"].get("tags") or [""]
+        tag = tags[0].rpartition(":")[2]
         lines.append(f'  {ids[name]}["{name}<br/><small>{tag}</small>"]')
     for name in plan["order"]:
         for ctx, parent in plan["targets"][name]["parents"].items():

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bench.engine import CA_BUNDLE, Engine, docker, engine_from_env, reset_local_state
+from bench.image_layers import layers
 from bench.scenarios import (
     RUNS,
     SCENARIOS,
@@ -120,6 +121,38 @@ def test_version_bumps_are_never_stale(results: Results, target: str) -> None:
         output = _run_in(_image_ref(runs[target], repo), *probe)
         wanted = next(iter(scenario.versions.values())).removeprefix("v")
         assert wanted in output, f"{name}: {target} still holds an old version:\n{output}"
+
+
+def test_comfy_cli_is_built_once_and_runs_in_every_core(results: Results) -> None:
+    """comfy-cli's environment is built on the runtime every core shares: after a bump the
+    cores carry one and the same layer for it, pushed in full once (the other repositories
+    mount it), and its interpreter and commands work on each core's own runtime."""
+    scenario, config, runs = results["comfy-cli-bump"]
+    registry = config[f"{NS}:registry"]
+    wanted = scenario.versions["comfyCli"]
+    cli_layers = {}
+    for target in ("core-cpu", "core-cuda"):
+        ref = _image_ref(runs[target], f"{registry['address']}/{registry['namespace']}/{target}")
+        found = [layer for layer in layers(ref) if "/opt/comfy-cli /opt/comfy-cli" in layer.step]
+        assert len(found) == 1, f"{target}: {len(found)} comfy-cli layers"
+        cli_layers[target] = found[0]
+        where = _run_in(
+            ref,
+            "/opt/comfy-cli/bin/python",
+            "-c",
+            "import sys, comfy_cli; print(sys.prefix, sys.executable, comfy_cli.__file__)",
+        )
+        assert where.startswith("/opt/comfy-cli /opt/comfy-cli/bin/python /opt/comfy-cli/lib/")
+        assert wanted in _run_in(ref, "/opt/comfy-cli/bin/pip", "show", "comfy-cli")
+        # The commands the image puts on PATH, through their links in /usr/local/bin.
+        assert "Usage" in _run_in(ref, "comfy", "--help")
+        assert _run_in(ref, "uv", "--version").startswith("uv ")
+    assert cli_layers["core-cpu"].digest == cli_layers["core-cuda"].digest, cli_layers
+    size = cli_layers["core-cpu"].size
+    pushed = sum(runs[t].traffic.bytes_pushed for t in ("core-cpu", "core-cuda"))
+    print(f"comfy-cli layer {size} B; the cores pushed {pushed} B after the bump")
+    # Once to the image's repository and once to the registry cache: never per runtime.
+    assert pushed < 2.5 * size, f"the cores pushed {pushed} B for a {size} B layer"
 
 
 def test_base_change_reaches_the_image(results: Results) -> None:

@@ -108,8 +108,10 @@ def cuda_app_change(
 def test_core_app_edit_reruns_nothing_of_complete(
     cuda_app_change: dict[str, TargetRun],
 ) -> None:
-    """complete's own steps read core's /opt/venv by content, not core's scripts: an edit of
-    them reruns only core's app layer and the joins onto it, in core and in complete."""
+    """complete's own steps read /opt/venv from core's environment image, by its digest, not
+    core's: an edit of core's scripts reruns only core's app layer and the joins onto it, in
+    core and in complete, and complete pulls none of core's layers (BuildKit would, to hash
+    the venv, if the step were keyed to core's new digest): only manifests and configs."""
     reran = {t: [s.text for s in r.steps if not s.cached] for t, r in cuda_app_change.items()}
     assert reran["runtime-cuda"] == []
     assert reran["sageattention-builder"] == []
@@ -123,3 +125,6 @@ def test_core_app_edit_reruns_nothing_of_complete(
     )
     for target, run in cuda_app_change.items():
         print(f"{target}: pulled {run.traffic.bytes_pulled} B, pushed {run.traffic.bytes_pushed} B")
+    assert reran["core-env-cuda"] == [], "the app edit reached core's environment"
+    pulled = cuda_app_change["complete-cuda"].traffic.bytes_pulled
+    assert pulled < 100_000, f"complete pulled {pulled} B of its parents' layers"
