@@ -125,8 +125,9 @@ def test_version_bumps_are_never_stale(results: Results, target: str) -> None:
 
 def test_comfy_cli_is_built_once_and_runs_in_every_core(results: Results) -> None:
     """comfy-cli's environment is built on the runtime every core shares: after a bump the
-    cores carry one and the same layer for it, pushed in full once (the other repositories
-    mount it), and its interpreter and commands work on each core's own runtime."""
+    cores carry one and the same layer for it, built and pushed by the first core only (the
+    second reuses the build and mounts the blob across repositories), and its interpreter
+    and commands work on each core's own runtime."""
     scenario, config, runs = results["comfy-cli-bump"]
     registry = config[f"{NS}:registry"]
     wanted = scenario.versions["comfyCli"]
@@ -149,10 +150,12 @@ def test_comfy_cli_is_built_once_and_runs_in_every_core(results: Results) -> Non
         assert _run_in(ref, "uv", "--version").startswith("uv ")
     assert cli_layers["core-cpu"].digest == cli_layers["core-cuda"].digest, cli_layers
     size = cli_layers["core-cpu"].size
-    pushed = sum(runs[t].traffic.bytes_pushed for t in ("core-cpu", "core-cuda"))
-    print(f"comfy-cli layer {size} B; the cores pushed {pushed} B after the bump")
-    # Once to the image's repository and once to the registry cache: never per runtime.
-    assert pushed < 2.5 * size, f"the cores pushed {pushed} B for a {size} B layer"
+    first, second = (t for t in runs if t in cli_layers)  # in build order
+    pushed = {t: runs[t].traffic.bytes_pushed for t in (first, second)}
+    print(f"comfy-cli layer {size} B; pushed after the bump: {pushed}")
+    assert pushed[first] >= size, f"{first} pushed {pushed[first]} B, less than the layer"
+    # The second core reuses the first's build and mounts its blob: not once per runtime.
+    assert pushed[second] < size / 10, f"{second} pushed {pushed[second]} B again"
 
 
 def test_base_change_reaches_the_image(results: Results) -> None:
