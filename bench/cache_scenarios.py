@@ -311,7 +311,12 @@ def provider_rows(
         deployment: Deployment | None = None
         try:
             for scenario, baked in configs:
-                config = from_work_dir({**baked, f"{NS}:registry": registry})
+                config = baked
+                if config[f"{NS}:sources"].get("comfyuiLock", "").startswith(str(WORK)):
+                    # Later scenarios relocked into the same file: lock this one's pins
+                    # again (deterministic: the bytes bake built with).
+                    config = relock(config)
+                config = from_work_dir({**config, f"{NS}:registry": registry})
                 if deployment is None:
                     deployment = Deployment.create(Path(root), "bench", config)
                 if scenario.edit is not None:
