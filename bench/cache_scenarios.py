@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         r["path"] = "bake"
     table = render(rows)
+    partial = save_bake_rows(run_id, payload, rows)
     if not args.no_pulumi:
         provider = provider_rows(engine, run_id, configs)
         table += "\n\nThrough `pulumi up`:\n\n" + render(provider)
@@ -226,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     if scaling:
         table += "\n\nApp change vs payload (core-cuda):\n\n" + render_scaling(scaling)
     print(table)
-    RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     details = machine()
     document = {"payload": payload, "machine": details, "rows": rows, "scaling": scaling}
@@ -236,8 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     from bench.chart import draw  # noqa: PLC0415 (matplotlib only for the benchmark)
 
     draw(document, RESULTS / f"{stamp}.png")
+    partial.unlink()
     print(f"\nbench: wrote bench/results/{stamp}.md, .json and .png")
     return 0
+
+
+def save_bake_rows(run_id: str, payload: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
+    """bake's rows, written before the pulumi up path runs and removed once the whole
+    result is: a later path that fails (a full disk, a refused up) loses nothing of bake's."""
+    RESULTS.mkdir(exist_ok=True)
+    partial = RESULTS / f"{run_id}.bake.json"
+    partial.write_text(json.dumps({"payload": payload, "machine": machine(), "rows": rows}))
+    print(f"bench: bake's rows in {partial.relative_to(ROOT)}", file=sys.stderr)
+    return partial
 
 
 def scaling_rows(engine: Engine, run_id: str, sizes: str) -> list[dict[str, Any]]:
