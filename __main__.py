@@ -15,9 +15,13 @@ settings, secrets = config.load()
 # The selected image targets and their parents, each a docker-build Image.
 family = ImageFamily("comfyui", settings, secrets, stack=pulumi.get_stack())
 
-# Digest-pinned refs (tag@sha256:...) of every built target, for deployments to consume.
+# Digest-pinned refs (tag@sha256:...) of every built target, for deployments to consume: a
+# target published for several platforms is its Index, whose digest lists every platform.
 pulumi.export("refs", family.refs)
-pulumi.export("tags", {name: t.tags for name, t in family.targets.items()})
+pulumi.export("tags", family.tags)
+# Each platform's own Image (repository@sha256:...), where any target has several.
+if family.platform_refs.keys() != family.refs.keys():
+    pulumi.export("platformRefs", family.platform_refs)
 
 # The stack's GitHub deployment environment with its secrets and variables; only stacks
 # that set comfyui-images:github have one (dev stays offline).

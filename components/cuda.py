@@ -10,6 +10,10 @@ share one copy:
   10.0 costs build time for nothing. Its setup.py refuses 8.9 below CUDA 12.4, 9.0 below
   12.3 and 12.0 below 12.8. PTX (``+PTX``) is never dispatched to either: the code checks
   the exact architecture, so a later GPU raises instead of running JIT-compiled PTX.
+- On linux/arm64 the GPUs it can dispatch to are the A100 in Arm servers (8.0), GH200
+  (9.0) and GB10, the DGX Spark (12.1). GB200/GB300 (10.0) and Jetson Thor (11.0) have no
+  path in it, and Jetson Orin (8.7) is neither dispatched to nor on a CUDA 13 line, so an
+  arm64 build compiles only for the first three (``ARM64_GPU_ARCHS``).
 - Every nvidia/cuda image sets ``NVIDIA_REQUIRE_CUDA=cuda>=X.Y``, which refuses a host
   whose driver is older than that CUDA release's minimum (NVIDIA's release notes, table 3).
 """
@@ -17,6 +21,9 @@ share one copy:
 from __future__ import annotations
 
 import re
+from typing import Protocol
+
+from components.platforms import AMD64, ARM64
 
 # The packages a line installs together from its own torch index; each is a pin a line
 # may override (cudaLines.<line>.torch, ...).
@@ -32,6 +39,25 @@ SAGEATTENTION_ARCHS: dict[str, tuple[int, int]] = {
     "12.0": (12, 8),
     "12.1": (12, 9),
 }
+
+# The arm64 GPUs SageAttention dispatches to (see the module docstring): an arm64 build's
+# default list is these, where the line's CUDA can compile them.
+ARM64_GPU_ARCHS: dict[str, str] = {"8.0": "A100", "9.0": "GH200", "12.1": "GB10 (DGX Spark)"}
+
+# The config key of each platform's list (top level, or per line in cudaLines).
+ARCH_LIST_KEYS = {AMD64: "cudaArchList", ARM64: "arm64CudaArchList"}
+
+
+class HasArchLists(Protocol):
+    """A CUDA line as the settings hold it (frozen: read-only members)."""
+
+    @property
+    def cuda(self) -> str: ...
+    @property
+    def cudaArchList(self) -> str | None: ...  # noqa: N802 (the config key's name)
+    @property
+    def arm64CudaArchList(self) -> str | None: ...  # noqa: N802 (the config key's name)
+
 
 # Minimum Linux driver of a CUDA major.minor for GeForce/RTX (no forward-compat package).
 MIN_DRIVER: dict[tuple[int, int], str] = {
@@ -80,34 +106,44 @@ def is_line_name(name: str) -> bool:
     return bool(_LINE.fullmatch(name))
 
 
-def default_arch_list(cuda: str) -> str:
-    """Every architecture SageAttention dispatches to that this CUDA can compile for."""
+def default_arch_list(cuda: str, platform: str = AMD64) -> str:
+    """Every architecture SageAttention dispatches to that this CUDA can compile for; on
+    linux/arm64, only those of arm64 GPUs."""
     mm = release(cuda)
-    return ";".join(arch for arch, floor in SAGEATTENTION_ARCHS.items() if mm >= floor)
+    wanted = ARM64_GPU_ARCHS if platform == ARM64 else SAGEATTENTION_ARCHS
+    return ";".join(a for a, floor in SAGEATTENTION_ARCHS.items() if mm >= floor and a in wanted)
 
 
-def arch_list_problem(arch_list: str, cuda: str) -> str | None:
+def arch_list_of(line: HasArchLists, platform: str) -> str:
+    """The TORCH_CUDA_ARCH_LIST of a line's builds for one platform: the line's own, or the
+    default for its CUDA and that platform."""
+    own = line.arm64CudaArchList if platform == ARM64 else line.cudaArchList
+    return own or default_arch_list(line.cuda, platform)
+
+
+def arch_list_problem(arch_list: str, cuda: str, platform: str = AMD64) -> str | None:
     """Why this TORCH_CUDA_ARCH_LIST wastes or breaks a SageAttention build on this CUDA."""
     mm = release(cuda)
+    example = default_arch_list(cuda, platform)
     entries = arch_list.split(";")
     if not arch_list or any(not a for a in entries):
-        return f"is empty or has an empty entry; e.g. {default_arch_list(cuda)!r}"
+        return f"is empty or has an empty entry; e.g. {example!r}"
     for arch in entries:
         if arch.endswith("+PTX"):
             return (
                 f"asks for PTX ({arch}), which SageAttention never runs (it dispatches on the "
-                f"exact architecture); drop '+PTX', e.g. {default_arch_list(cuda)!r}"
+                f"exact architecture); drop '+PTX', e.g. {example!r}"
             )
         if arch not in SAGEATTENTION_ARCHS:
             return (
                 f"has {arch}, which the pinned SageAttention cannot dispatch to (it supports "
-                f"{', '.join(SAGEATTENTION_ARCHS)}); e.g. {default_arch_list(cuda)!r}"
+                f"{', '.join(SAGEATTENTION_ARCHS)}); e.g. {example!r}"
             )
         floor = SAGEATTENTION_ARCHS[arch]
         if mm < floor:
             return (
                 f"has {arch}, which needs CUDA {floor[0]}.{floor[1]} or later, but this line "
-                f"is CUDA {cuda}; e.g. {default_arch_list(cuda)!r}"
+                f"is CUDA {cuda}; e.g. {example!r}"
             )
     if len(set(entries)) != len(entries):
         return "names an architecture twice; list each once"

@@ -22,8 +22,14 @@ from components.errors import SettingsError, invalid_configuration, key, shown
 from components.project import NAMESPACE, without_declared_defaults
 from components.settings import PASSWORD_ENV, StackSettings
 
-# Set by decode_config from what the stack holds, never by the stack itself.
-_PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames"}
+# Set by decode_config from what the stack holds, or per build by the matrix (a build's one
+# platform), never by the stack itself.
+_PRESENCE_FLAGS = {"hasRegistryPassword", "githubSecretNames", "platform"}
+# Keys of earlier releases, with what replaced them.
+RENAMED_KEYS = {
+    "platform": "platforms, a list: `pulumi config set --path 'comfyui-images:platforms[0]' "
+    "linux/arm64` (or targetPlatforms per target)"
+}
 
 
 def _is_structured(annotation: Any) -> bool:
@@ -176,6 +182,11 @@ def _decode_one(  # noqa: PLR0911 (one return per kind of key reads as the table
 ) -> tuple[str | None, dict[str, Any]]:
     """One namespaced key -> (problem, decoded values). Secrets come back as names only."""
     name = full.partition(":")[2]
+    if name in RENAMED_KEYS:
+        return (
+            f"{full}: no longer a key (got {shown(text)}); it became {RENAMED_KEYS[name]}. "
+            f"Remove it with `pulumi config rm {full}`"
+        ), {}
     if name in _PRESENCE_FLAGS or (secret and name not in KNOWN_KEYS):
         hidden = " (a secret, value not shown)" if secret else ""
         return (

@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_github as github
 
+from components import platforms
 from components.accelerators import ROCM, XPU
 from components.catalog import TARGETS
+from components.matrix import platforms_of
 from components.workflows import workflow_secrets
 
 if TYPE_CHECKING:
@@ -55,7 +57,8 @@ DEPLOYMENT_BRANCH_POLICY: github.RepositoryEnvironmentDeploymentBranchPolicyArgs
 
 
 def environment_variables(settings: StackSettings) -> dict[str, str]:
-    """The environment's plain variables: registry, cache and accelerator lines, then extras.
+    """The environment's plain variables: registry, cache, accelerator lines and platforms,
+    then extras.
 
     GitHub refuses empty variable values, so "no cache backends" (or no ROCm line) is
     written as ``none``.
@@ -67,6 +70,11 @@ def environment_variables(settings: StackSettings) -> dict[str, str]:
         "CACHE_BACKENDS": ",".join(settings.backend_names) or "none",
         # The stack's CUDA lines (cu130,cu126), e.g. for a deploy job's matrix of tags.
         "CUDA_LINES": ",".join(settings.lines),
+        # Every platform the stack builds (linux/amd64,linux/arm64): the platforms the deploy
+        # job's builder must serve, natively or emulated (docs/scaling.md).
+        "PLATFORMS": ",".join(
+            platforms.ordered(p for listed in platforms_of(settings).values() for p in listed)
+        ),
     }
     # The ROCm and XPU lines the stack builds (rocm7.14; xpu), or none.
     for kind in (ROCM, XPU):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -29,11 +29,12 @@ from pydantic import (
     model_validator,
 )
 
-from components import accelerators, cuda
+from components import accelerators, cuda, platforms
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
 from components.errors import SettingsError, key
 from components.graph import selected_with_parents
+from components.platforms import AMD64, Platform
 from components.refs import (
     address_problem,
     has_credentials,
@@ -206,6 +207,19 @@ class CompressionSettings(_Strict):
         return self
 
 
+def check_platforms(v: list[str] | None) -> list[str] | None:
+    """A list of platforms: at least one, each once (their order does not matter)."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError(
+            f"is empty; name at least one platform, e.g. [{platforms.AMD64}, {platforms.ARM64}]"
+        )
+    if twice := [p for i, p in enumerate(v) if p in v[:i]]:
+        raise ValueError(f"lists {twice[0]!r} twice; list each platform once")
+    return v
+
+
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 _SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
 # Pins that name a git ref: BuildKit git contexts take a tag or a full 40-hex commit.
@@ -371,11 +385,24 @@ class CudaLine(_Strict):
     cudaArchList: StrictStr | None = Field(
         default=None, description="SageAttention archs; default: all this CUDA can build."
     )
+    arm64CudaArchList: StrictStr | None = Field(
+        default=None,
+        description="SageAttention archs of the line's linux/arm64 builds; default: the arm64 "
+        "GPUs SageAttention runs on that this CUDA can build (A100, GH200, GB10).",
+    )
+    platforms: list[Platform] | None = Field(
+        default=None, description="Platforms of every build of this line; default: the stack's."
+    )
 
     @field_validator("cuda", *TORCH_TRIO, mode="before")
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
         return v if v is None else check_pin(v, info.field_name)
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str] | None) -> list[str] | None:
+        return check_platforms(v)
 
 
 class RocmLine(_Strict):
@@ -386,6 +413,14 @@ class RocmLine(_Strict):
     torch: StrictStr | None = None
     torchvision: StrictStr | None = None
     torchaudio: StrictStr | None = None
+    platforms: list[Platform] | None = Field(
+        default=None, description="Platforms of every build of this line; default: the stack's."
+    )
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str] | None) -> list[str] | None:
+        return check_platforms(v)
 
     @field_validator("rocm", *TORCH_TRIO, mode="before")
     @classmethod
@@ -400,6 +435,14 @@ class XpuLine(_Strict):
     torch: StrictStr | None = None
     torchvision: StrictStr | None = None
     torchaudio: StrictStr | None = None
+    platforms: list[Platform] | None = Field(
+        default=None, description="Platforms of every build of this line; default: the stack's."
+    )
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str] | None) -> list[str] | None:
+        return check_platforms(v)
 
     @field_validator(*TORCH_TRIO, mode="before")
     @classmethod
@@ -446,6 +489,7 @@ class GithubSettings(_Strict):
             "CUDA_LINES",
             "ROCM_LINES",
             "XPU_LINES",
+            "PLATFORMS",
         }
     )
     # GitHub allows up to six reviewers (users and teams together) per environment.
@@ -557,11 +601,24 @@ class StackSettings(_Strict):
     sources: Sources = Field(default_factory=Sources)
     builder: StrictStr | None = None
     buildOnPreview: StrictBool = True
-    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    platforms: list[Platform] = Field(
+        default_factory=lambda: [AMD64],
+        description="Platforms every target is published for; one Image per platform.",
+    )
+    targetPlatforms: dict[StrictStr, list[Platform]] = Field(
+        default_factory=dict,
+        description="Platforms per target (target -> list), over the stack's platforms.",
+    )
+    # The one platform of a build (matrix.platform_settings sets it); not a config key.
+    platform: Platform = AMD64
     movingTag: StrictStr = "latest"
     caBundle: StrictStr | None = None
     cudaArchList: StrictStr | None = Field(
         default=None, description="SageAttention archs; default: all the line's CUDA can build."
+    )
+    arm64CudaArchList: StrictStr | None = Field(
+        default=None,
+        description="SageAttention archs of linux/arm64 builds; default: the arm64 GPUs it runs on",
     )
     cudaLines: dict[StrictStr, CudaLine] = Field(
         default_factory=dict, description="CUDA matrix: line (cu130) -> its pins. Default: one."
@@ -590,6 +647,26 @@ class StackSettings(_Strict):
                 raise ValueError(
                     f"unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}"
                 )
+        return v
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str]) -> list[str]:
+        return check_platforms(v) or v
+
+    @field_validator("targetPlatforms")
+    @classmethod
+    def _target_platforms(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, listed in v.items():
+            if name not in TARGETS:
+                raise ValueError(
+                    f"names {name!r}, which is not a target; known targets: "
+                    f"{', '.join(sorted(TARGETS))}"
+                )
+            try:
+                check_platforms(listed)
+            except ValueError as e:
+                raise ValueError(f"{name} {e}") from None
         return v
 
     @field_validator("builder")
@@ -647,18 +724,37 @@ class StackSettings(_Strict):
             )
         self._lines_consistent()
         self._repositories_fit()
+        self._platforms_fit()
         return self
+
+    def _platforms_fit(self) -> None:
+        """Several platforms of a target can be joined. (targetPlatforms may name a target
+        the stack does not build: a stack may narrow its targets and keep its platforms.)"""
+        listed = [self.platforms, *self.targetPlatforms.values()]
+        listed += [
+            line.platforms
+            for kind in accelerators.KINDS
+            for line in self.lines_of(kind).values()
+            if line.platforms
+        ]
+        if not self.push and any(len(p) > 1 for p in listed):
+            raise SettingsError(
+                f"{key('push')} is false but the stack publishes a target for several "
+                "platforms: they are joined in an Index of pushed images; set push to true, "
+                "or build one platform per target"
+            )
 
     def _lines_consistent(self) -> None:
         """Each line named by its torch index, pinned once, with buildable architectures."""
         lines_key = key("cudaLines")
         self._line_map_rules("cudaLines", "cuda", "CUDA", cuda.wheel_tag, "torchIndexCuda")
-        if self.cudaLines and self.cudaArchList is not None:
-            raise SettingsError(
-                f"{key('cudaArchList')} is {self.cudaArchList!r} but {lines_key} is set: "
-                f"set cudaArchList per line ({lines_key}.<line>.cudaArchList) or leave it "
-                "to the line's default"
-            )
+        for arch_key in ("cudaArchList", "arm64CudaArchList"):
+            if self.cudaLines and getattr(self, arch_key) is not None:
+                raise SettingsError(
+                    f"{key(arch_key)} is {getattr(self, arch_key)!r} but {lines_key} is set: "
+                    f"set {arch_key} per line ({lines_key}.<line>.{arch_key}) or leave it "
+                    "to the line's default"
+                )
         self._line_map_rules(
             "rocmLines", "rocm", "ROCm", accelerators.rocm_line_name, "torchIndexRocm"
         )
@@ -670,11 +766,13 @@ class StackSettings(_Strict):
                     f"xpuLines: {{{accelerators.XPU_LINE}: {{torch: ...}}}}"
                 )
         for name, line in self.lines.items():
-            arch_list = line.cudaArchList or cuda.default_arch_list(line.cuda)
-            # Only a list the stack sets can break: each CUDA's default list builds.
-            where = f"{lines_key}.{name}.cudaArchList" if self.cudaLines else key("cudaArchList")
-            if problem := cuda.arch_list_problem(arch_list, line.cuda):
-                raise SettingsError(f"{where} {arch_list!r} {problem}")
+            for platform in platforms.PLATFORMS:
+                arch_key = cuda.ARCH_LIST_KEYS[platform]
+                arch_list = cuda.arch_list_of(line, platform)
+                # Only a list the stack sets can break: each CUDA's default list builds.
+                where = f"{lines_key}.{name}.{arch_key}" if self.cudaLines else key(arch_key)
+                if problem := cuda.arch_list_problem(arch_list, line.cuda, platform):
+                    raise SettingsError(f"{where} {arch_list!r} {problem}")
 
     def _line_map_rules(
         self,
@@ -737,7 +835,9 @@ class StackSettings(_Strict):
             return dict(self.cudaLines)
         return {
             cuda.wheel_tag(self.versions.cuda): CudaLine(
-                cuda=self.versions.cuda, cudaArchList=self.cudaArchList
+                cuda=self.versions.cuda,
+                cudaArchList=self.cudaArchList,
+                arm64CudaArchList=self.arm64CudaArchList,
             )
         }
 

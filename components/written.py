@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from components.plan import PlannedBuild
+from components.plan import PlannedBuild, plan_indexes
 from components.refs import MAX_NAME
 
 
 @dataclass(frozen=True)
 class Written:
-    """One place a target writes: ``kind`` is tag, registry-cache, gha-scope or local-dir."""
+    """One place a target writes: ``kind`` is tag, index-tag, registry-cache, gha-scope or
+    local-dir."""
 
     target: str
     kind: str
@@ -26,10 +27,15 @@ class Written:
 
 def written_by(planned: Iterable[PlannedBuild], *, push: bool) -> list[Written]:
     """Every tag (when the stack pushes), cache ref, gha scope and local cache directory the
-    planned builds write."""
+    planned builds write, and the tags of the Indexes joining their platforms (a build of
+    one platform among several writes its repository by digest: no tag)."""
+    builds = list(planned)
     out: list[Written] = []
-    for build in planned:
-        if push:
+    if push:
+        for index in plan_indexes({b.name: b for b in builds}).values():
+            out += [Written(index.name, "index-tag", tag) for tag in index.tags]
+    for build in builds:
+        if push and build.tags is not None:
             out += [Written(build.name, "tag", tag) for tag in build.tags]
         places = {
             "registry-cache": build.registry_cache_ref,
@@ -46,11 +52,12 @@ def collisions(written: Iterable[Written]) -> list[str]:
     seen: dict[tuple[str, str], Written] = {}
     for w in written:
         # Tags and registry cache refs share one namespace: image references.
-        slot = ("image-ref" if w.kind in ("tag", "registry-cache") else w.kind, w.ref)
+        refs = ("tag", "index-tag", "registry-cache")
+        slot = ("image-ref" if w.kind in refs else w.kind, w.ref)
         if (other := seen.setdefault(slot, w)) is not w:
             problems.append(
                 f"{other.target}'s {other.kind} and {w.target}'s {w.kind} are both {w.ref!r}"
             )
-        if w.kind in ("tag", "registry-cache") and len(w.ref.rpartition(":")[0]) > MAX_NAME:
+        if w.kind in refs and len(w.ref.rpartition(":")[0]) > MAX_NAME:
             problems.append(f"{w.target}'s {w.kind} {w.ref!r} is longer than {MAX_NAME} characters")
     return problems

@@ -34,7 +34,13 @@ def test_every_target_is_translated_from_its_provider_inputs(prod_plan: dict[str
         assert target["cache-from"] == [cache_entry_to_string(e) for e in inputs["cacheFrom"]]
         assert target["cache-to"] == [cache_entry_to_string(e) for e in inputs["cacheTo"]]
         wanted = "type=registry,compression=zstd,compression-level=3,oci-mediatypes=true"
+        if not inputs["tags"]:  # one platform of an Index: pushed by digest to its repository
+            repository = inputs["exports"][0]["registry"]["names"][0]
+            wanted = wanted.replace(",oci", f",name={repository},oci") + ",push-by-digest=true"
         assert target["output"] == [wanted]
+        assert (
+            target["platforms"] == inputs["platforms"] == [prod_plan["targets"][name]["platform"]]
+        )
 
 
 def test_parents_become_bake_targets_or_stay_registry_images(prod_plan: dict[str, Any]) -> None:
@@ -43,8 +49,12 @@ def test_parents_become_bake_targets_or_stay_registry_images(prod_plan: dict[str
     for name in prod_plan["order"]:
         for ctx, parent in parents_of(name).items():
             assert as_targets[name]["contexts"][ctx] == f"target:{parent}"
-            parent_tag = prod_plan["targets"][parent]["inputs"]["tags"][0]
+            tags = prod_plan["targets"][parent]["inputs"]["tags"]
+            # A parent pushed by digest is read through its Index's tag, for this platform.
+            index = f"{parent.removesuffix('-arm64')}-index"
+            parent_tag = tags[0] if tags else prod_plan["indexes"][index]["tag"]
             assert as_images[name]["contexts"][ctx] == f"docker-image://{parent_tag}"
+    assert any(not prod_plan["targets"][p]["inputs"]["tags"] for p in prod_plan["order"])
     # Source contexts are copied as they are, in both modes.
     assert as_targets["core-cpu"]["contexts"]["comfyui-src"].endswith("#v0.44.0")
 

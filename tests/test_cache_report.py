@@ -102,9 +102,9 @@ def test_a_stack_that_narrows_its_targets_keeps_thresholds_of_the_others(
     config.pop("comfyui-images:github")
     config.pop("comfyui-images:githubSecrets")
     assert set(evaluate(config, stack="prod").images()) == {
-        "runtime-cpu",
-        "core-env-cpu",
-        "core-cpu",
+        f"{name}{platform}"
+        for name in ("runtime-cpu", "core-env-cpu", "core-cpu")
+        for platform in ("", "-arm64")
     }
 
 
@@ -120,5 +120,7 @@ def test_thresholds_name_builds_of_the_stack_on_its_own_lines(evaluate: Evaluate
         message
     )
     assert "core-cuda-cu126" not in message.split("never builds", maxsplit=1)[0]
-    assert "its builds are runtime-cuda-cu130, runtime-cuda-cu126," in message
+    assert "its builds are runtime-cuda-cu130, runtime-cuda-cu130-arm64, runtime-cuda-cu126," in (
+        message
+    )
     assert recording.resources == []

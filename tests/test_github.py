@@ -321,6 +321,7 @@ def test_prod_stack_github_resources_names_and_inputs(
             (VARIABLE, "github-variable-CUDA_LINES"),
             (VARIABLE, "github-variable-ROCM_LINES"),
             (VARIABLE, "github-variable-XPU_LINES"),
+            (VARIABLE, "github-variable-PLATFORMS"),
         ]
     )
     wanted = config[f"{NS}:github"]
@@ -345,6 +346,8 @@ def test_prod_stack_github_resources_names_and_inputs(
         "CUDA_LINES": ",".join(config[f"{NS}:cudaLines"]),
         "ROCM_LINES": f"rocm{config[f'{NS}:versions']['rocm']}",
         "XPU_LINES": "xpu",
+        # What the deploy job's builder must serve: prod publishes arm64 beside amd64.
+        "PLATFORMS": "linux/amd64,linux/arm64",
     }
     secrets = {unwrap(r.inputs)["secretName"]: unwrap(r.inputs) for r in recording.of_type(SECRET)}
     assert set(secrets) == {"GH_ADMIN_TOKEN", "GH_RELEASE_TOKEN"}
@@ -412,6 +415,7 @@ def test_every_secret_value_is_a_secret_and_nowhere_in_plain_text(
         "variables": [
             "CACHE_BACKENDS",
             "CUDA_LINES",
+            "PLATFORMS",
             "REGISTRY_ADDRESS",
             "REGISTRY_NAMESPACE",
             "ROCM_LINES",

@@ -436,10 +436,10 @@ def test_control_characters_and_credentials_in_a_location_are_refused_in_full_wo
         (
             {"typo": 1},
             f"{NS}:typo: unknown key; remove it or check its spelling (got 1); known keys: "
-            "buildOnPreview, builder, caBundle, cache, cacheThresholds, compression, "
-            "cudaArchList, cudaLines, github, githubSecrets, movingTag, platform, push, "
-            "registry, registryPassword, requireLock, rocmLines, sources, targets, versions, "
-            "xpuLines",
+            "arm64CudaArchList, buildOnPreview, builder, caBundle, cache, cacheThresholds, "
+            "compression, cudaArchList, cudaLines, github, githubSecrets, movingTag, "
+            "platforms, push, registry, registryPassword, requireLock, rocmLines, sources, "
+            "targetPlatforms, targets, versions, xpuLines",
         ),
         (
             {"registry": {"address": "ghcr.io", "namespace": "a", "adress": "x"}},
@@ -449,7 +449,8 @@ def test_control_characters_and_credentials_in_a_location_are_refused_in_full_wo
         (
             {"cudaLines": {"cu130": {"cuda": "13.0.2", "torhc": "2"}}},
             f"{NS}:cudaLines.cu130.torhc: unknown key; remove it or check its spelling "
-            "(got '2'); known keys: cuda, cudaArchList, torch, torchaudio, torchvision",
+            "(got '2'); known keys: arm64CudaArchList, cuda, cudaArchList, platforms, torch, "
+            "torchaudio, torchvision",
         ),
         (
             {"github": {"owner": "a", "repository": "b", "environment": "c", "variabls": {}}},

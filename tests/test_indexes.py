@@ -105,7 +105,7 @@ def test_a_release_without_a_wheel_for_the_python_is_not_carried() -> None:
 
 def test_a_platform_the_index_has_no_wheels_for_says_so() -> None:
     config = prod_with_cu126()
-    config[f"{NS}:platform"] = "linux/arm64"
+    config[f"{NS}:platforms"] = ["linux/arm64"]
     config[f"{NS}:targets"] = ["core-cuda"]
     problems = indexes.pin_problems(settings_of(config))
     assert problems, "cu126 has no aarch64 wheels"

@@ -148,7 +148,8 @@ def test_every_image_is_declared_from_its_planned_build(
     stack_config: Any, evaluate: Evaluate, stack_name: str
 ) -> None:
     """One plan: the Images the program declares carry exactly the plan's tags (version
-    first, moving second), cache entries, build args and parents, build by build."""
+    first, moving second; none for one platform of an Index, pushed by digest), cache
+    entries, build args, parents and platform, build by build."""
     config = stack_config(stack_name)
     planned = plan(_settings(config), stack_name)
     recording = evaluate(config, stack=stack_name)
@@ -156,19 +157,25 @@ def test_every_image_is_declared_from_its_planned_build(
     assert set(images) == set(planned)
     for name, build in planned.items():
         inputs = unwrap(images[name].inputs)
-        assert inputs["tags"] == [build.tags.version, build.tags.moving], name
+        if build.tags is None:
+            assert inputs["tags"] == [], name
+            (export,) = inputs["exports"]
+            assert export["registry"]["names"] == [build.repository], name
+            assert export["registry"]["pushByDigest"] is True, name
+        else:
+            assert inputs["tags"] == [build.tags.version, build.tags.moving], name
         assert _places(inputs.get("cacheFrom")) == _places(build.cache.cache_from), name
         assert _places(inputs.get("cacheTo")) == _places(build.cache.cache_to), name
         args = {k: v for k, v in build.inputs.build_args.items() if v}
         assert args.items() <= inputs["buildArgs"].items(), name
         named = (inputs["context"].get("named") or {}).keys()
         assert set(build.parents) <= set(named), name
-        assert inputs["platforms"] == [build.settings.platform], name
+        assert inputs["platforms"] == [build.platform] == [build.settings.platform], name
         # The version label names the tag on images people run; an internal one (core's
         # environment) has none, so a pin only its tag names cannot change its digest.
         version = {"org.opencontainers.image.version": build.inputs.version_tag}
         assert inputs["labels"] == {
-            "org.opencontainers.image.title": name,
+            "org.opencontainers.image.title": build.published,
             **({} if build.target.internal else version),
         }, name
         assert "secrets" not in inputs or inputs["secrets"] is None, "no caBundle, no secret"
@@ -181,7 +188,9 @@ def test_every_image_is_declared_from_its_planned_build(
         assert set(outputs) == {"ref", "digest"}, target.name
         digest = fake_digest(f"{target.name}-image")  # what the mocks answer for a push
         assert outputs["digest"] == digest, target.name
-        assert outputs["ref"] == f"{planned[target.name].tags.version}@{digest}", target.name
+        build = planned[target.name]
+        pinned = build.tags.version if build.tags else build.repository
+        assert outputs["ref"] == f"{pinned}@{digest}", target.name
 
 
 def test_prod_stack_plans_the_matrix_with_every_ref_unique(
@@ -196,18 +205,22 @@ def test_prod_stack_plans_the_matrix_with_every_ref_unique(
     assert len(refs) == len(set(refs))
     assert set(settings.lines_of("rocm")) == {"rocm7.14"}
     assert set(settings.lines_of("xpu")) == {"xpu"}
-    images = evaluate(config, stack="prod").images()
+    recording = evaluate(config, stack="prod")
+    images = recording.images()
     # runtime-cpu, core-env-cpu and core-cpu, every CUDA target per line, one ROCm and one
-    # XPU core, each with its environment image
-    assert len(images) == 3 + 2 * len(CUDA_TARGETS) + 2 * 2
-    for line in ("cu130", "cu126"):
-        tags = unwrap(images[f"core-cuda-{line}"].inputs)["tags"]
-        assert tags[1] == f"ghcr.io/acme/comfyui/core-cuda:latest-{line}"
+    # XPU core, each with its environment image; linux/arm64 too for the CPU three and cu130.
+    arm64 = 3 + len(CUDA_TARGETS)
+    assert len(images) == 3 + 2 * len(CUDA_TARGETS) + 2 * 2 + arm64
+    assert sum(name.endswith("-arm64") for name in images) == arm64
+    tags = unwrap(images["core-cuda-cu126"].inputs)["tags"]
+    assert tags[1] == "ghcr.io/acme/comfyui/core-cuda:latest-cu126"
+    moving = unwrap(recording.indexes()["core-cuda-cu130-moving-index"].inputs)
+    assert moving["tag"] == "ghcr.io/acme/comfyui/core-cuda:latest-cu130"
     for target, index in (("core-env-rocm", "rocm7.14"), ("core-env-xpu", "xpu")):
         inputs = unwrap(images[target].inputs)
         assert inputs["buildArgs"]["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/{index}"
         assert inputs["context"]["named"]["runtime"]["location"].startswith(
-            "docker-image://ghcr.io/acme/comfyui/runtime-cpu:"
+            "docker-image://ghcr.io/acme/comfyui/runtime-cpu@sha256:"
         ), "ROCm and XPU wheels carry their user space: the plain Ubuntu runtime"
 
 

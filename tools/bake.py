@@ -33,10 +33,17 @@ class BakeError(ValueError):
 
 
 def _parent_location(plan: dict[str, Any], parent: str, how: str) -> str:
+    """A parent as a bake target, or as its pushed image: its version tag, or (one platform
+    of an Index, pushed without a tag) the Index's, which BuildKit reads for the child's
+    platform."""
     if how == "target":
         return f"target:{parent}"
-    tag = plan["targets"][parent]["inputs"]["tags"][0]
-    return f"{DOCKER_IMAGE}{tag}"
+    tags = plan["targets"][parent]["inputs"].get("tags") or [
+        index["tag"]
+        for index in (plan.get("indexes") or {}).values()
+        if parent in index["platforms"].values() and not index["moving"]
+    ]
+    return f"{DOCKER_IMAGE}{tags[0]}"
 
 
 def to_bake(

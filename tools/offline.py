@@ -30,6 +30,7 @@ from components.project import NAMESPACE, ROOT, cli_string, with_declared_defaul
 from components.settings import StackSettings
 
 IMAGE_TYPE = "docker-build:index:Image"
+INDEX_TYPE = "docker-build:index:Index"
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (what is shown instead of a secret)
 # How the SDK marks a secret value inside deserialized inputs.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (SDK constant)
@@ -65,6 +66,11 @@ class Recording:
     def images(self) -> dict[str, Resource]:
         """docker-build Images keyed by target name (resource name minus ``-image``)."""
         return {r.name.removesuffix("-image"): r for r in self.of_type(IMAGE_TYPE)}
+
+    def indexes(self) -> dict[str, Resource]:
+        """docker-build Indexes keyed by resource name (``core-cpu-index``,
+        ``core-cpu-moving-index``)."""
+        return {r.name: r for r in self.of_type(INDEX_TYPE)}
 
     def by_urn(self, urn: str) -> Resource | None:
         return next((r for r in self.resources if r.urn == urn), None)
@@ -137,8 +143,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             pushed = pushes(unwrap(args.inputs))
             digest = fake_digest(args.name) if pushed else ""
             state["digest"] = digest
+            # As the provider: the first tag at the digest; no tag (pushed by digest): "".
             first = tags[0] if tags else ""
-            state["ref"] = f"{first}@{digest}" if digest else first
+            state["ref"] = f"{first}@{digest}" if digest and first else first
+        elif args.typ == INDEX_TYPE:
+            tag = unwrap(args.inputs.get("tag")) or ""
+            state["ref"] = f"{tag}@{fake_digest(args.name)}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:  # noqa: ARG002 (SDK signature)

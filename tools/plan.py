@@ -20,10 +20,12 @@ from components.graph import GraphError
 from tools.offline import (
     SECRET_PLACEHOLDER,
     Recording,
+    fake_digest,
     pushes,
     redact,
     redact_image_inputs,
     run_stack,
+    unwrap,
 )
 
 DOCKER_IMAGE = "docker-image://"
@@ -38,6 +40,8 @@ def cache_entry_to_string(entry: dict[str, Any]) -> str:
         "ociMediaTypes": "oci-mediatypes",
         "compressionLevel": "compression-level",
         "forceCompression": "force-compression",
+        "pushByDigest": "push-by-digest",
+        "names": "name",
     }
     parts = [f"type={kind}"]
     first = ("ref", "scope", "src", "dest")
@@ -45,6 +49,8 @@ def cache_entry_to_string(entry: dict[str, Any]) -> str:
     for name, value in ordered:
         if isinstance(value, bool):
             text = str(value).lower()
+        elif isinstance(value, list):
+            text = ",".join(str(v) for v in value)  # an export's names: one here
         elif isinstance(value, float) and value.is_integer():
             text = str(int(value))  # the engine's protobuf numbers are doubles: 3.0 is 3
         else:
@@ -53,18 +59,48 @@ def cache_entry_to_string(entry: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
-def _parent_of(location: str, refs: dict[str, str]) -> str | None:
-    """The target whose image a ``docker-image://`` named context points at."""
+def _parent_of(location: str, refs: dict[str, str], digests: dict[str, str]) -> str | None:
+    """The build whose image a ``docker-image://`` named context points at: by its first
+    tag, or (an image pushed by digest, one platform of an Index) by its digest."""
     if not location.startswith(DOCKER_IMAGE):
         return None
-    ref = location.removeprefix(DOCKER_IMAGE).split("@", 1)[0]
-    return next((name for name, first_tag in refs.items() if first_tag == ref), None)
+    ref, _, digest = location.removeprefix(DOCKER_IMAGE).partition("@")
+    by_tag = next(
+        (name for name, first_tag in refs.items() if first_tag and first_tag == ref), None
+    )
+    return by_tag or next((name for name, d in digests.items() if digest and d == digest), None)
+
+
+def _platform(inputs: dict[str, Any]) -> str:
+    return ",".join(inputs.get("platforms") or []) or "linux/amd64"
+
+
+def _indexes(recording: Recording, images: dict[str, Any]) -> dict[str, Any]:
+    """The recorded Indexes by resource name: their tag and the builds they join."""
+    digests = {name: fake_digest(r.name) for name, r in images.items()}
+    out: dict[str, Any] = {}
+    for name, resource in recording.indexes().items():
+        inputs = redact(resource.inputs)
+        sources = [str(s) for s in unwrap(resource.inputs.get("sources")) or []]
+        out[name] = {
+            "tag": inputs.get("tag"),
+            # Its moving tag's Index (core-cpu-moving-index), beside its version tag's.
+            "moving": name.endswith("-moving-index"),
+            "platforms": {
+                _platform(images[b].inputs): b
+                for source in sources
+                if (b := _parent_of(DOCKER_IMAGE + source, {}, digests))
+            },
+        }
+    return out
 
 
 def to_plan(recording: Recording) -> dict[str, Any]:
-    """The machine-readable plan: per target, parents plus redacted provider inputs."""
+    """The machine-readable plan: per target, parents plus redacted provider inputs, and
+    the Indexes joining a target's platforms."""
     images = recording.images()
     first_tags = {name: (redact(r.inputs.get("tags")) or [""])[0] for name, r in images.items()}
+    digests = {name: fake_digest(r.name) for name, r in images.items()}
     targets: dict[str, Any] = {}
     for name, resource in images.items():
         inputs = redact_image_inputs(resource.inputs)
@@ -72,9 +108,14 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         parents = {
             ctx: parent
             for ctx, spec in named.items()
-            if (parent := _parent_of(str(spec.get("location", "")), first_tags))
+            if (parent := _parent_of(str(spec.get("location", "")), first_tags, digests))
         }
-        targets[name] = {"resource": resource.name, "parents": parents, "inputs": inputs}
+        targets[name] = {
+            "resource": resource.name,
+            "platform": _platform(inputs),
+            "parents": parents,
+            "inputs": inputs,
+        }
     # The recorded Images hold every parent already; order them parents first.
     order = _parents_first({name: list(t["parents"].values()) for name, t in targets.items()})
     github = [
@@ -87,6 +128,7 @@ def to_plan(recording: Recording) -> dict[str, Any]:
         "preview": recording.preview,
         "order": order,
         "targets": {name: targets[name] for name in order},
+        "indexes": _indexes(recording, images),
         "github": sorted(github, key=lambda g: (g["type"], g["name"])),
         "warnings": list(recording.warnings),
     }
@@ -109,14 +151,23 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     """The stack's image graph as a Mermaid flowchart: one node per build, labelled with its
     version tag, an edge per parent labelled with the named context that consumes it."""
     lines = ["flowchart LR"]
-    ids = {name: name.replace("-", "_").replace(".", "_") for name in plan["order"]}
+    indexes = plan.get("indexes") or {}
+    ids = {name: name.replace("-", "_").replace(".", "_") for name in [*plan["order"], *indexes]}
     for name in plan["order"]:
-        tags = plan["targets"][name]["inputs"].get("tags") or [""]
-        tag = tags[0].rpartition(":")[2]
+        target = plan["targets"][name]
+        tags = target["inputs"].get("tags") or [""]
+        # Pushed by digest (one platform of an Index): its platform stands where a tag would.
+        tag = tags[0].rpartition(":")[2] if tags[0] else target.get("platform", "")
         lines.append(f'  {ids[name]}["{name}<br/><small>{tag}</small>"]')
+    for name, index in indexes.items():
+        tag = str(index.get("tag") or "").rpartition(":")[2]
+        lines.append(f'  {ids[name]}{{{{"{name}<br/><small>{tag}</small>"}}}}')
     for name in plan["order"]:
         for ctx, parent in plan["targets"][name]["parents"].items():
             lines.append(f"  {ids[parent]} -->|{ctx}| {ids[name]}")
+    for name, index in indexes.items():
+        for platform, build in index["platforms"].items():
+            lines.append(f"  {ids[build]} -.->|{platform}| {ids[name]}")
     return "\n".join(lines)
 
 
@@ -144,8 +195,17 @@ def render_text(plan: dict[str, Any]) -> str:
         )
         row(
             f"  push:         {pushes(i)}   builder: "
-            f"{(i.get('builder') or {}).get('name') or '(provider default)'}"
+            f"{(i.get('builder') or {}).get('name') or '(provider default)'}   "
+            f"platform: {t.get('platform', '')}"
         )
+        by_digest = [
+            name
+            for e in i.get("exports") or []
+            if (e.get("registry") or {}).get("pushByDigest")
+            for name in e["registry"].get("names") or []
+        ]
+        if by_digest:
+            row(f"  by digest:    {', '.join(by_digest)} (one platform of an Index)")
         for n, tag in enumerate(i.get("tags") or []):
             row(f"  {'tags:' if n == 0 else '':13} {tag}")
         for label, key in (("cache from:", "cacheFrom"), ("cache to:", "cacheTo")):
@@ -173,6 +233,14 @@ def render_text(plan: dict[str, Any]) -> str:
                 row(f"  {label:13} -")
             for n, value in enumerate(values):
                 row(f"  {label if n == 0 else '':13} {value}")
+    for name, index in (plan.get("indexes") or {}).items():
+        joined = ", ".join(f"{b} ({p})" for p, b in index["platforms"].items())
+        lines += [
+            "",
+            f"{name}  [Index]",
+            f"  tag:          {index['tag']}",
+            f"  joins:        {joined}",
+        ]
     lines += _render_github(plan.get("github") or [])
     return "\n".join(lines)
 

@@ -190,7 +190,8 @@ def rebuilt_targets(
     per CUDA line by ``components/matrix.py``) differ after the bump; a line that overrides
     a bumped torch pin keeps its own; ``line_bumps`` are pins written under a line.
     Descendants: builds with a direct one among their
-    ancestors, rebuilt through the parent's new digest.
+    ancestors, rebuilt through the parent's new digest. Each is named once for all its
+    platforms (``core-cpu`` for core-cpu and core-cpu-arm64).
     """
     update: dict[str, Any] = {"versions": settings.versions.model_copy(update=bumps)}
     for lines_key in accelerators.LINES_KEYS.values():
@@ -214,7 +215,12 @@ def rebuilt_targets(
         return parents.union(*(ancestors(p) for p in parents))
 
     descendants = [n for n in before if n not in direct and ancestors(n) & set(direct)]
-    return {"direct": direct, "descendants": descendants}
+
+    def published(names: list[str]) -> list[str]:
+        """By the image published, once for all its platforms (they rebuild together)."""
+        return list(dict.fromkeys(before[n].published for n in names))
+
+    return {"direct": published(direct), "descendants": published(descendants)}
 
 
 # --- the check --------------------------------------------------------------------------------
