@@ -313,15 +313,18 @@ def relock(config: dict[str, Any], resolver: Any = None) -> dict[str, Any]:
         make_comfyui_standin(source, v["comfyui"])
     argv = ["--comfyui-src", str(source), "--comfyui", v["comfyui"]]
     argv += ["--comfy-cli", v["comfyCli"], "--python", v["python"]]
-    argv += ["--platform", config.get(f"{NS}:platform", "linux/amd64")]
     argv += [arg for name in TORCH_TRIO for arg in (f"--{name}", v[name])]
     argv += ["--output-dir", str(WORK / "locks" / "comfyui")]
     # A week's cooldown: the build's pip reads the index through the machine's mirror, which
     # may not list a release uploaded hours ago that uv already sees.
     week_ago = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     resolver = resolver or lock.uv_resolver(exclude_newer=week_ago)
-    if lock.main(argv, resolver=resolver) != 0:
-        raise RuntimeError(f"could not lock the stand-in for {v}")
+    # One lock per platform the config names (a two-platform stack builds core on both).
+    named = [*(config.get(f"{NS}:platforms") or ["linux/amd64"])]
+    named += [p for listed in (config.get(f"{NS}:targetPlatforms") or {}).values() for p in listed]
+    for platform in dict.fromkeys(named):
+        if lock.main([*argv, "--platform", platform], resolver=resolver) != 0:
+            raise RuntimeError(f"could not lock the stand-in for {v} on {platform}")
     where = {**s, "comfyuiLock": str(WORK / "locks" / "comfyui" / "{version}")}
     return {**config, f"{NS}:sources": where}
 

@@ -8,6 +8,11 @@ to a section is in exactly the cache keys of the layers installing from it, and 
 every plan. This module finds the lock of the pinned ComfyUI version and says
 what is wrong with it.
 
+A lock is resolved for one platform (its wheels' tags, its markers): linux/amd64's is
+``<dir>/constraints.txt`` as it always was, any other platform's sits in a directory of its
+own below it, ``<dir>/linux-arm64/constraints.txt``, which that platform's builds receive as
+their ``comfyui-lock`` context. A stack needs a lock per platform it builds core for.
+
 A missing lock is a warning by default: a stack may pin a ComfyUI whose source cannot be
 reached where its lock would be made, and a plan must still work; ``requireLock: true``
 makes it an error. A lock resolved for other pins (comfy-cli, Python, platform, torch) is
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components import matrix, platforms
 from components.catalog import TARGETS
 from components.cuda import TORCH_TRIO
 from components.project import ROOT
@@ -52,8 +58,16 @@ class Lock:
     sha256: str | None
 
 
+def platform_dir(platform: str) -> str:
+    """Where a platform's lock sits below the version's lock directory ("" for amd64)."""
+    return "" if platform == platforms.AMD64 else platform.replace("/", "-")
+
+
 def find(settings: StackSettings) -> Lock:
+    """The lock of the pinned ComfyUI for the settings' platform (a build's own)."""
     location = settings.sources.comfyuiLock.replace("{version}", settings.versions.comfyui)
+    if sub := platform_dir(settings.platform):
+        location = f"{location.rstrip('/')}/{sub}"
     # Relative to the project wherever the program runs; an absolute location stays itself.
     path = ROOT / location / LOCK_FILE
     try:
@@ -112,7 +126,7 @@ def expected_header(settings: StackSettings) -> dict[str, tuple[str, str]]:
         field: (getattr(settings.versions, pin), f"versions.{pin}")
         for pin, field in HEADER_FIELDS.items()
     }
-    return {**pins, "platform": (settings.platform, "platform")}
+    return {**pins, "platform": (settings.platform, "platforms")}
 
 
 def uses_lock(settings: StackSettings) -> bool:
@@ -120,9 +134,29 @@ def uses_lock(settings: StackSettings) -> bool:
     return any(CONTEXT in TARGETS[name].sources for name in settings.build_order)
 
 
+def lock_platforms(settings: StackSettings) -> list[str]:
+    """The platforms the stack builds anything for that installs under the lock."""
+    built = matrix.platforms_of(settings)
+    return platforms.ordered(
+        p for (name, _), listed in built.items() if CONTEXT in TARGETS[name].sources for p in listed
+    )
+
+
+def for_platforms(settings: StackSettings) -> list[StackSettings]:
+    """The settings once per platform that needs a lock (what ``find`` reads per build)."""
+    return [settings.model_copy(update={"platform": p}) for p in lock_platforms(settings)]
+
+
 def mismatch(settings: StackSettings, stack: str) -> str | None:
-    """Why the pinned version's lock cannot be used with these pins (None: it can, or
-    there is none)."""
+    """Why a lock of the pinned version cannot be used with these pins, on any platform the
+    stack builds core for (None: each can, or there is none)."""
+    return next(
+        (problem for each in for_platforms(settings) if (problem := _mismatch(each, stack))),
+        None,
+    )
+
+
+def _mismatch(settings: StackSettings, stack: str) -> str | None:
     lock = find(settings)
     if lock.sha256 is None or not uses_lock(settings):
         return None
@@ -150,9 +184,10 @@ def mismatch(settings: StackSettings, stack: str) -> str | None:
 
 
 def missing(settings: StackSettings, stack: str) -> str | None:
-    """The warning (or, with requireLock, the error) for core builds without a lock."""
-    lock = find(settings)
-    if lock.sha256 is not None or not uses_lock(settings):
+    """The warning (or, with requireLock, the error) for core builds without a lock, on the
+    first platform that has none."""
+    lock = next((lk for each in for_platforms(settings) if (lk := find(each)).sha256 is None), None)
+    if lock is None:
         return None
     return (
         f"no lock of ComfyUI {settings.versions.comfyui}'s Python dependencies "

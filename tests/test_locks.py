@@ -108,7 +108,7 @@ def test_stacks_without_core_need_no_lock(
     [
         ("comfy_cli", "1.22.0", "versions.comfyCli is 1.23.0"),
         ("python", "3.11", "versions.python is 3.12"),
-        ("platform", "linux/arm64", "platform is linux/amd64"),
+        ("platform", "linux/arm64", "platforms is linux/amd64"),
         ("torch", "2.14.0", "versions.torch is 2.15.0"),
         ("torchvision", "0.29.0", "versions.torchvision is 0.29.2"),
         ("torchaudio", "2.11.0", "versions.torchaudio is 2.11.1"),
@@ -194,7 +194,7 @@ def test_a_lock_for_other_pins_names_every_field_in_one_message(
         f"comfyui-images:versions: {path}, the lock of ComfyUI v0.44.0, was resolved for "
         "comfy-cli 1.22.0 where comfyui-images:versions.comfyCli is 1.23.0; "
         "python 3.11 where comfyui-images:versions.python is 3.12; "
-        "platform (missing) where comfyui-images:platform is linux/amd64: it would install "
+        "platform (missing) where comfyui-images:platforms is linux/amd64: it would install "
         "packages nobody resolved together; regenerate it with `scripts/lock --stack dev` and "
         "commit it"
     )

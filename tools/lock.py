@@ -9,7 +9,9 @@ Without a lock, ComfyUI's requirement files and comfy-cli's dependencies resolve
 is newest on build day, so two builds of the same pins can ship different packages. This
 resolves them once, with ``uv pip compile`` for the stack's Python and platform, against the
 index pip is configured with here (never a host written into a file), and writes
-``locks/comfyui/<version>/constraints.txt``: pip constraints in two sections, resolved
+``locks/comfyui/<version>/constraints.txt`` (linux/amd64; another platform's below it,
+``<version>/linux-arm64/constraints.txt``, one per platform the stack builds core for): pip
+constraints in two sections, resolved
 apart, one per environment (ComfyUI's /opt/venv, comfy-cli's /opt/comfy-cli). Core's
 Dockerfile splits it, and each pip layer mounts its own section, so a change to one section
 is in exactly the cache keys of the layers that install from it.
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.cuda import TORCH_TRIO
-from components.locks import LOCK_FILE, SECTIONS, section_marker
+from components.locks import LOCK_FILE, SECTIONS, platform_dir, section_marker
 from components.project import ROOT
 from tools.pip_config import pip_default_index, pip_settings
 
@@ -302,11 +304,18 @@ def inputs_of(settings: StackSettings, comfyui: str | None = None) -> LockInputs
     )
 
 
-def write_lock(out_dir: Path, comfyui: str, text: str) -> Path:
-    out = out_dir / comfyui / LOCK_FILE
+def write_lock(out_dir: Path, comfyui: str, text: str, platform: str = "linux/amd64") -> Path:
+    out = out_dir / comfyui / platform_dir(platform) / LOCK_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out
+
+
+def stack_platforms(settings: StackSettings) -> list[str]:
+    """The platforms a stack needs a lock for (those it builds core for; at least one)."""
+    from components.locks import lock_platforms  # noqa: PLC0415 (pulumi-free, but heavy)
+
+    return lock_platforms(settings) or [settings.platform]
 
 
 def lock_stack(
@@ -316,13 +325,16 @@ def lock_stack(
     output_dir: Path = ROOT / LOCKS_DIR,
     resolver: Resolver | None = None,
 ) -> Path:
-    """Lock the ComfyUI version a stack pins, from the stack's own source; the file written.
+    """Lock the ComfyUI version a stack pins, from the stack's own source, for each platform
+    it builds core for; the first file written (linux/amd64's when it builds that).
     Release tracking calls this after it bumps a pin the lock depends on."""
-    inputs = inputs_of(settings)
-    files = read_source(settings.sources.comfyui, inputs.comfyui)
-    return write_lock(
-        output_dir, inputs.comfyui, make_lock(inputs, files, resolver or uv_resolver(), stack)
-    )
+    written = []
+    files = read_source(settings.sources.comfyui, inputs_of(settings).comfyui)
+    for platform in stack_platforms(settings):
+        inputs = inputs_of(settings.model_copy(update={"platform": platform}))
+        text = make_lock(inputs, files, resolver or uv_resolver(), stack)
+        written.append(write_lock(output_dir, inputs.comfyui, text, platform))
+    return written[0]
 
 
 def _stack_settings(stack: str) -> StackSettings:
@@ -356,28 +368,34 @@ def main(argv: list[str] | None = None, *, resolver: Resolver | None = None) -> 
     try:
         if args.stack:
             settings = _stack_settings(args.stack)
-            inputs = inputs_of(settings, args.comfyui)
+            wanted = [args.platform] if args.platform else stack_platforms(settings)
+            every = [
+                inputs_of(settings.model_copy(update={"platform": p}), args.comfyui) for p in wanted
+            ]
             source = args.comfyui_src or settings.sources.comfyui
         else:
             explicit = ("comfyui", "comfyui_src", "comfy_cli", "python", *TORCH_TRIO)
             if missing := [f"--{n.replace('_', '-')}" for n in explicit if not getattr(args, n)]:
                 parser.error(f"without --stack, give {' '.join(missing)}")
-            inputs = LockInputs(
-                comfyui=args.comfyui,
-                comfy_cli=args.comfy_cli,
-                python=args.python,
-                platform=args.platform or "linux/amd64",
-                torch={n: getattr(args, n) for n in TORCH_TRIO},
-            )
+            every = [
+                LockInputs(
+                    comfyui=args.comfyui,
+                    comfy_cli=args.comfy_cli,
+                    python=args.python,
+                    platform=args.platform or "linux/amd64",
+                    torch={n: getattr(args, n) for n in TORCH_TRIO},
+                )
+            ]
             source = args.comfyui_src
-        files = read_source(source, inputs.comfyui)
+        files = read_source(source, every[0].comfyui)
         resolve = resolver or uv_resolver(exclude_newer=args.exclude_newer)
-        text = make_lock(inputs, files, resolve, args.stack)
+        texts = [(i, make_lock(i, files, resolve, args.stack)) for i in every]
     except LockError as err:
         print(f"lock: {err}", file=sys.stderr)
         return 1
-    out = write_lock(args.output_dir, inputs.comfyui, text)
-    print(f"lock: wrote {out}", file=sys.stderr)
+    for inputs, text in texts:
+        out = write_lock(args.output_dir, inputs.comfyui, text, inputs.platform)
+        print(f"lock: wrote {out}", file=sys.stderr)
     return 0
 
 
