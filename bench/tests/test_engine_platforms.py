@@ -1,0 +1,243 @@
+"""Two platforms through the real Pulumi CLI, on the engine's two-node builder.
+
+core-cpu for linux/amd64 and linux/arm64 (its parents follow): each platform's Images go to
+the node serving it (the arm64 one runs its steps under QEMU), are pushed by digest, and
+two docker-build Indexes join them under the tags. The stack's registry is the engine's TLS
+listener: the Index resource reads the registry over HTTPS only. It serves the same storage
+as the plain-HTTP listener, which the checks and Docker read.
+
+Tests run in file order: each builds on the state the previous one left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench.deployment import Deployment, PulumiError
+from bench.engine import Engine, docker, engine_from_env
+from bench.scenarios import relock
+from bench.standin_inputs import NS, ci_config
+from bench.standins import make_standins
+from bench.tests.conftest import engine_missing
+from components.project import ROOT
+
+pytestmark = pytest.mark.engine
+
+STACK = "platforms"
+TWO = ["linux/amd64", "linux/arm64"]
+INDEX_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    found = engine_from_env()
+    if found is None or shutil.which("pulumi") is None:
+        engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
+    if not os.environ.get("ENGINE_TLS_REGISTRY") or not os.environ.get("ENGINE_ARM64_NODE"):
+        engine_missing(
+            "the engine has no arm64 node or TLS registry: run engine/up (ENGINE_ARM64=1)"
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def tls_env() -> Iterator[None]:
+    """The CLI and the provider trust the engine's CA (its bundle: the system's CAs plus it)."""
+    before = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = os.environ["ENGINE_CA_BUNDLE"]
+    yield
+    if before is None:
+        os.environ.pop("SSL_CERT_FILE", None)
+    else:
+        os.environ["SSL_CERT_FILE"] = before
+
+
+@pytest.fixture(scope="module")
+def setup(
+    engine: Engine, tls_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Deployment, dict[str, Any]]:
+    del tls_env  # needed for its effect: every pulumi command below trusts the engine's CA
+    run = f"plat{int(time.time())}"
+    config = ci_config(engine, run)
+    config[f"{NS}:registry"] = {
+        "address": os.environ["ENGINE_TLS_REGISTRY"],
+        "namespace": f"comfyui-ci/{run}",
+    }
+    config[f"{NS}:targets"] = ["core-cpu"]
+    config[f"{NS}:targetPlatforms"] = {"core-cpu": TWO}
+    config[f"{NS}:builder"] = engine.builder
+    config.pop(f"{NS}:cacheThresholds", None)
+    make_standins(config)
+    config = relock(config)  # a lock per platform
+    return Deployment.create(tmp_path_factory.mktemp("pulumi"), STACK, config), config
+
+
+def _manifest(ref: str) -> dict[str, Any]:
+    """The manifest a ``<registry>/<repository>:<tag>@<digest>`` ref pins, read over HTTP."""
+    name, _, digest = ref.partition("@")
+    repository = name.partition("/")[2].rpartition(":")[0]
+    request = urllib.request.Request(
+        f"http://{os.environ['ENGINE_REGISTRY']}/v2/{repository}/manifests/{digest}",
+        headers={"Accept": INDEX_TYPES},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        return dict(json.loads(response.read()))
+
+
+def _on_http(ref: str) -> str:
+    """The same image through the plain-HTTP listener, which Docker pulls from."""
+    return ref.replace(os.environ["ENGINE_TLS_REGISTRY"], os.environ["ENGINE_REGISTRY"], 1)
+
+
+def test_up_builds_each_platform_and_indexes_them(
+    setup: tuple[Deployment, dict[str, Any]],
+) -> None:
+    deployment, _ = setup
+    started = time.monotonic()
+    deployment.pulumi("up", "--yes", "--skip-preview")
+    print(f"two-platform up: {time.monotonic() - started:.0f}s")
+    outputs = deployment.outputs()
+    refs, per_platform = outputs["refs"], outputs["platformRefs"]
+    assert set(refs) == {"runtime-cpu", "core-env-cpu", "core-cpu"}
+    assert set(per_platform) == {f"{n}{e}" for n in refs for e in ("", "-arm64")}
+    index = _manifest(refs["core-cpu"])
+    listed = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+    }
+    assert set(listed) == set(TWO), index
+    for name, platform in (("core-cpu", TWO[0]), ("core-cpu-arm64", TWO[1])):
+        digest = per_platform[name].rpartition("@")[2]
+        assert listed[platform] == digest, (name, listed)
+
+
+def test_the_arm64_image_says_arm64_and_runs_under_emulation(
+    setup: tuple[Deployment, dict[str, Any]],
+) -> None:
+    deployment, _ = setup
+    ref = _on_http(deployment.outputs()["refs"]["core-cpu"])
+    docker("pull", "--quiet", "--platform", "linux/arm64", ref)
+    inspected = docker("image", "inspect", "--platform", "linux/arm64", ref, check=False)
+    if inspected.returncode == 0:
+        assert json.loads(inspected.stdout)[0]["Architecture"] == "arm64"
+    machine = docker("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "uname", ref, "-m")
+    assert machine.stdout.strip() == "aarch64"
+    volume = f"comfyui-arm-{uuid.uuid4().hex[:8]}"
+    name = f"comfyui-arm-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", volume)
+    try:
+        docker(
+            "run",
+            "--detach",
+            "--platform",
+            "linux/arm64",
+            "--name",
+            name,
+            "--volume",
+            f"{volume}:/data",
+            ref,
+        )
+        deadline, logs = time.monotonic() + 240, ""
+        while time.monotonic() < deadline:
+            found = docker("logs", name, check=False)
+            logs = found.stdout + found.stderr
+            if "custom node loaded" in logs:
+                break
+            time.sleep(2)
+        assert "custom node loaded: /opt/comfyui/custom_nodes/standin_bundled_node.py" in logs, logs
+        seeded = docker("exec", name, "ls", "/data/custom_nodes").stdout.split()
+        assert "standin_bundled_node.py" in seeded, "the entrypoint seeds /data"
+    finally:
+        docker("rm", "--force", name, check=False)
+        docker("volume", "rm", "--force", volume, check=False)
+
+
+@pytest.mark.parametrize("platform", TWO)
+def test_pulling_the_index_by_platform_gives_that_platform(
+    setup: tuple[Deployment, dict[str, Any]], platform: str
+) -> None:
+    deployment, _ = setup
+    ref = _on_http(deployment.outputs()["refs"]["core-cpu"])
+    docker("pull", "--quiet", "--platform", platform, ref)
+    arch = docker(
+        "run", "--rm", "--platform", platform, "--entrypoint", "cat", ref, "/etc/comfyui-standin"
+    )
+    assert arch.returncode == 0
+    machine = docker("run", "--rm", "--platform", platform, "--entrypoint", "uname", ref, "-m")
+    assert machine.stdout.strip() == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+
+
+def test_an_unchanged_stack_previews_no_changes_and_builds_nothing(
+    setup: tuple[Deployment, dict[str, Any]],
+) -> None:
+    deployment, _ = setup
+    result = deployment.pulumi("preview", "--expect-no-changes", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+ARM64_PID = ROOT / ".engine" / "run" / "buildkitd-arm64.pid"
+
+
+def _kill_arm64_node_once_it_builds(process: subprocess.Popen[str]) -> str:
+    """Read the up's output until the arm64 core Image starts, then kill the arm64
+    buildkitd (engine/up starts it again); the output read so far."""
+    seen = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        seen.append(line)
+        if "core-cpu-arm64-image" in line and ("updating" in line or "creating" in line):
+            os.kill(int(ARM64_PID.read_text()), signal.SIGKILL)
+            break
+    return "".join(seen)
+
+
+def test_an_arm64_node_lost_mid_up_fails_naming_it_and_the_next_up_converges(
+    setup: tuple[Deployment, dict[str, Any]],
+) -> None:
+    """An app edit reruns core-cpu on both platforms; the arm64 node dies meanwhile: the up
+    fails and says which Image, and after engine/up brings the node back, the next up
+    converges and a preview then shows nothing to do."""
+    deployment, _ = setup
+    app = ROOT / "dockerfiles" / "core" / "app" / "start.sh"
+    original = app.read_bytes()
+    try:
+        app.write_bytes(original + b"\n# platforms fault test\n")
+        process = subprocess.Popen(
+            deployment.command("up", "--yes", "--skip-preview"),
+            cwd=ROOT,
+            env=deployment.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        before = _kill_arm64_node_once_it_builds(process)
+        rest, _ = process.communicate(timeout=1500)
+        out = before + rest
+        assert process.returncode != 0, out
+        assert "core-cpu-arm64-image" in out, out
+        assert "error" in out.lower(), out
+        subprocess.run([str(ROOT / "engine" / "up")], check=True, capture_output=True)
+        deployment.pulumi("up", "--yes", "--skip-preview")
+        result = deployment.pulumi("preview", "--expect-no-changes", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        app.write_bytes(original)
+        with contextlib.suppress(PulumiError):
+            deployment.pulumi("up", "--yes", "--skip-preview")
