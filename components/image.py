@@ -133,7 +133,8 @@ class ImageTarget(pulumi.ComponentResource):
             platforms=[docker_build.Platform(build.platform)],
             registries=[login] if login else None,
             secrets={"ca": secrets.ca_bundle} if secrets.ca_bundle is not None else None,
-            labels=labels(build.published, resolved.version_tag, internal=target.internal),
+            # The build's own name (core-cpu-arm64): the cache report keys build records by it.
+            labels=labels(name, resolved.version_tag, internal=target.internal),
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Pushed by digest, the provider's ref is empty (it names the first tag): the

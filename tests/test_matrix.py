@@ -175,7 +175,7 @@ def test_every_image_is_declared_from_its_planned_build(
         # environment) has none, so a pin only its tag names cannot change its digest.
         version = {"org.opencontainers.image.version": build.inputs.version_tag}
         assert inputs["labels"] == {
-            "org.opencontainers.image.title": build.published,
+            "org.opencontainers.image.title": name,
             **({} if build.target.internal else version),
         }, name
         assert "secrets" not in inputs or inputs["secrets"] is None, "no caBundle, no secret"

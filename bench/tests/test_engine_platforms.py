@@ -21,6 +21,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from bench.standin_inputs import NS, ci_config
 from bench.standins import make_standins
 from bench.tests.conftest import engine_missing
 from components.project import ROOT
+from tools.cache_report import read_history, reports_from_history
 
 pytestmark = pytest.mark.engine
 
@@ -188,6 +190,32 @@ def test_an_unchanged_stack_previews_no_changes_and_builds_nothing(
     setup: tuple[Deployment, dict[str, Any]],
 ) -> None:
     deployment, _ = setup
+    result = deployment.pulumi("preview", "--expect-no-changes", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_app_change_reruns_only_each_platforms_app_steps(
+    setup: tuple[Deployment, dict[str, Any]],
+) -> None:
+    """Per platform, from each platform's own cache: the edit rebuilds core-cpu on both
+    nodes, reusing every step under the app copy, and nothing else; the cache report
+    (the builders' history) names each platform's build apart."""
+    deployment, _ = setup
+    app = ROOT / "dockerfiles" / "core" / "app" / "start.sh"
+    original = app.read_bytes()
+    since = datetime.now(UTC).isoformat()
+    try:
+        app.write_bytes(original + b"\n# platforms cache test\n")
+        deployment.pulumi("up", "--yes", "--skip-preview")
+        reports = {r.target: r for r in reports_from_history(*read_history(None), since=since)}
+    finally:
+        app.write_bytes(original)
+    assert set(reports) == {"core-cpu", "core-cpu-arm64"}, reports
+    for name, report in reports.items():
+        # core's stage: the app copy and its joins rerun; the rest comes from the cache.
+        assert report.steps - report.cached <= 4, (name, report)
+        assert report.cached >= report.steps // 2, (name, report)
+    deployment.pulumi("up", "--yes", "--skip-preview")  # back to the committed app
     result = deployment.pulumi("preview", "--expect-no-changes", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
