@@ -28,9 +28,7 @@ import pytest
 
 from bench.deployment import Deployment, PulumiError
 from bench.engine import Engine, docker, engine_from_env
-from bench.scenarios import relock
-from bench.standin_inputs import NS, ci_config
-from bench.standins import make_standins
+from bench.platforms import TWO, has_two_nodes, on_http, trusting_engine_ca, two_platform_config
 from bench.tests.conftest import engine_missing
 from components.project import ROOT
 from tools.cache_report import read_history, reports_from_history
@@ -38,7 +36,6 @@ from tools.cache_report import read_history, reports_from_history
 pytestmark = pytest.mark.engine
 
 STACK = "platforms"
-TWO = ["linux/amd64", "linux/arm64"]
 INDEX_TYPES = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",
@@ -52,43 +49,18 @@ def engine() -> Engine:
     found = engine_from_env()
     if found is None or shutil.which("pulumi") is None:
         engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
-    if not os.environ.get("ENGINE_TLS_REGISTRY") or not os.environ.get("ENGINE_ARM64_NODE"):
-        engine_missing(
-            "the engine has no arm64 node or TLS registry: run engine/up (ENGINE_ARM64=1)"
-        )
+    if not has_two_nodes():
+        engine_missing("no arm64 node or TLS registry: run engine/up without ENGINE_ARM64=0")
     return found
 
 
 @pytest.fixture(scope="module")
-def tls_env() -> Iterator[None]:
-    """The CLI and the provider trust the engine's CA (its bundle: the system's CAs plus it)."""
-    before = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = os.environ["ENGINE_CA_BUNDLE"]
-    yield
-    if before is None:
-        os.environ.pop("SSL_CERT_FILE", None)
-    else:
-        os.environ["SSL_CERT_FILE"] = before
-
-
-@pytest.fixture(scope="module")
 def setup(
-    engine: Engine, tls_env: None, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Deployment, dict[str, Any]]:
-    del tls_env  # needed for its effect: every pulumi command below trusts the engine's CA
-    run = f"plat{int(time.time())}"
-    config = ci_config(engine, run)
-    config[f"{NS}:registry"] = {
-        "address": os.environ["ENGINE_TLS_REGISTRY"],
-        "namespace": f"comfyui-ci/{run}",
-    }
-    config[f"{NS}:targets"] = ["core-cpu"]
-    config[f"{NS}:targetPlatforms"] = {"core-cpu": TWO}
-    config[f"{NS}:builder"] = engine.builder
-    config.pop(f"{NS}:cacheThresholds", None)
-    make_standins(config)
-    config = relock(config)  # a lock per platform
-    return Deployment.create(tmp_path_factory.mktemp("pulumi"), STACK, config), config
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, dict[str, Any]]]:
+    with trusting_engine_ca():
+        config = two_platform_config(engine, f"plat{int(time.time())}")
+        yield Deployment.create(tmp_path_factory.mktemp("pulumi"), STACK, config), config
 
 
 def _manifest(ref: str) -> dict[str, Any]:
@@ -101,11 +73,6 @@ def _manifest(ref: str) -> dict[str, Any]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
         return dict(json.loads(response.read()))
-
-
-def _on_http(ref: str) -> str:
-    """The same image through the plain-HTTP listener, which Docker pulls from."""
-    return ref.replace(os.environ["ENGINE_TLS_REGISTRY"], os.environ["ENGINE_REGISTRY"], 1)
 
 
 def test_up_builds_each_platform_and_indexes_them(
@@ -134,7 +101,7 @@ def test_the_arm64_image_says_arm64_and_runs_under_emulation(
     setup: tuple[Deployment, dict[str, Any]],
 ) -> None:
     deployment, _ = setup
-    ref = _on_http(deployment.outputs()["refs"]["core-cpu"])
+    ref = on_http(deployment.outputs()["refs"]["core-cpu"])
     docker("pull", "--quiet", "--platform", "linux/arm64", ref)
     inspected = docker("image", "inspect", "--platform", "linux/arm64", ref, check=False)
     if inspected.returncode == 0:
@@ -176,7 +143,7 @@ def test_pulling_the_index_by_platform_gives_that_platform(
     setup: tuple[Deployment, dict[str, Any]], platform: str
 ) -> None:
     deployment, _ = setup
-    ref = _on_http(deployment.outputs()["refs"]["core-cpu"])
+    ref = on_http(deployment.outputs()["refs"]["core-cpu"])
     docker("pull", "--quiet", "--platform", platform, ref)
     arch = docker(
         "run", "--rm", "--platform", platform, "--entrypoint", "cat", ref, "/etc/comfyui-standin"
