@@ -237,7 +237,9 @@ def make_comfyui_standin(dest: Path, version: str) -> None:
 
 
 def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") -> None:
-    """A base image under a mirror name: the engine's Debian stand-in plus a marker file.
+    """A base image under a mirror name: the engine's Debian stand-in plus a marker file,
+    for each platform the builder serves (linux/amd64, and linux/arm64 on its arm64 node:
+    one multi-platform index, as the real mirrors hold).
 
     ``nvcc`` (a CUDA release) makes it a `devel` stand-in: an ``nvcc`` that reports that
     release, which is all the SageAttention builder asks of the compiler before the compile
@@ -252,8 +254,10 @@ def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") 
             f"{nvcc} (comfyui-images stand-in)\"\\n' > /usr/local/bin/nvcc"
             " && chmod 0755 /usr/local/bin/nvcc\n"
         )
+    # One platform: the builder's default node, as before there were two.
+    platforms = ["--platform", ",".join(engine.platforms)] if len(engine.platforms) > 1 else []
     subprocess.run(
-        ["docker", "buildx", "build", "--push", "-t", ref, "-f", "-", str(empty)],
+        ["docker", "buildx", "build", *platforms, "--push", "-t", ref, "-f", "-", str(empty)],
         input=dockerfile,
         capture_output=True,
         text=True,
@@ -265,24 +269,33 @@ def push_base_standin(engine: Engine, ref: str, marker: str, *, nvcc: str = "") 
 NVCC_LABEL = "io.comfyui-images.standin.nvcc"
 
 
-def standin_missing(ref: str, *, nvcc: str = "") -> bool:
-    """Whether ``ref`` must be (re)pushed: absent, or a devel stand-in without our nvcc
-    (stand-ins pushed before the builder was built here had none)."""
-    if not nvcc:
-        found = docker("buildx", "imagetools", "inspect", ref, check=False)
-        return found.returncode != 0
-    labels = docker(
-        "buildx",
-        "imagetools",
-        "inspect",
-        ref,
-        "--format",
-        "{{json .Image.Config.Labels}}",
-        check=False,
+def standin_missing(ref: str, *, nvcc: str = "", platforms: tuple[str, ...] = ()) -> bool:
+    """Whether ``ref`` must be (re)pushed: absent, lacking one of ``platforms`` (a stand-in
+    pushed for linux/amd64 alone when the builder also serves linux/arm64), or a devel
+    stand-in without our nvcc on every platform (stand-ins pushed before the builder was
+    built here had none)."""
+    found = docker(
+        "buildx", "imagetools", "inspect", ref, "--format", "{{json .Image}}", check=False
     )
-    if labels.returncode != 0:
+    if found.returncode != 0:
         return True
-    return (json.loads(labels.stdout or "null") or {}).get(NVCC_LABEL) != nvcc
+    configs = image_configs(json.loads(found.stdout or "null") or {})
+    if any(p not in configs for p in platforms):
+        return True
+    if not nvcc:
+        return False
+    return any(
+        ((c.get("config") or {}).get("Labels") or {}).get(NVCC_LABEL) != nvcc
+        for c in configs.values()
+    )
+
+
+def image_configs(image: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``imagetools inspect --format '{{json .Image}}'`` as {"os/arch": image config}: one
+    config for a single-platform image, a map keyed by platform for an index of several."""
+    if "architecture" in image or "os" in image:
+        return {f"{image.get('os')}/{image.get('architecture')}": image}
+    return {"/".join(key.split("/")[:2]): config for key, config in image.items() if config}
 
 
 # setup.py of the SageAttention stand-in: a pure-Python package named and versioned like
@@ -346,7 +359,7 @@ def ensure_inputs(engine: Engine, config: dict[str, Any]) -> None:
         f"{s['ubuntuImage']}:{v['ubuntu']}": (f"ubuntu {v['ubuntu']}", ""),
     }
     for ref, (marker, nvcc) in refs.items():
-        if standin_missing(ref, nvcc=nvcc):
+        if standin_missing(ref, nvcc=nvcc, platforms=engine.platforms):
             push_base_standin(engine, ref, marker, nvcc=nvcc)
 
 

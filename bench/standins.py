@@ -88,7 +88,7 @@ def make_standins(config: dict[str, Any]) -> list[str]:
             refs[f"{image}:{cuda}-devel-ubuntu{ubuntu}"] = (f"cuda {cuda} devel", cuda)
         for ref, (marker, nvcc) in refs.items():
             loopback = ref.replace("localhost:", "127.0.0.1:", 1)
-            if standin_missing(loopback, nvcc=nvcc):
+            if standin_missing(loopback, nvcc=nvcc, platforms=engine.platforms):
                 push_base_standin(engine, loopback, marker, nvcc=nvcc)
             made.append(ref)
     return made

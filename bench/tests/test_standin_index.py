@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bench import standins
-from bench.engine import Engine
+from bench.engine import AMD64, ARM64, Engine
 from bench.payloads import fill_torch_indexes
 from bench.standin_inputs import (
     INDEX,
@@ -31,6 +31,7 @@ from bench.standin_inputs import (
     TORCH_INDEX_KEYS,
     at_engine_index,
     ci_config,
+    image_configs,
     make_torch_index,
 )
 from components.cuda import TORCH_TRIO
@@ -281,3 +282,18 @@ def _running(pid: str) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize(
+    ("image", "platforms"),
+    [
+        ({"os": "linux", "architecture": "amd64", "config": {}}, {AMD64}),
+        ({"linux/amd64": {"os": "linux"}, "linux/arm64/v8": {"os": "linux"}}, {AMD64, ARM64}),
+    ],
+)
+def test_image_configs_reads_both_shapes_of_imagetools_output(
+    image: dict[str, object], platforms: set[str]
+) -> None:
+    """The parser of ``imagetools inspect --format '{{json .Image}}'`` that standin_missing
+    relies on: one config for a single platform, a map by platform (variant dropped) for more."""
+    assert set(image_configs(image)) == platforms
