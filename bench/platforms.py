@@ -24,7 +24,8 @@ TWO = ["linux/amd64", "linux/arm64"]
 
 def has_two_nodes() -> bool:
     """engine/up ran with its arm64 node and its TLS listener (ENGINE_ARM64 not 0)."""
-    return bool(os.environ.get("ENGINE_TLS_REGISTRY") and os.environ.get("ENGINE_ARM64_NODE"))
+    wanted = ("ENGINE_TLS_REGISTRY", "ENGINE_TLS_BUILDER", "ENGINE_ARM64_NODE", "ENGINE_BUILDER")
+    return all(os.environ.get(name) for name in wanted)
 
 
 def two_platform_config(engine: Engine, run: str) -> dict[str, Any]:
@@ -36,8 +37,8 @@ def two_platform_config(engine: Engine, run: str) -> dict[str, Any]:
     }
     config[f"{NS}:targets"] = ["core-cpu"]
     config[f"{NS}:targetPlatforms"] = {"core-cpu": TWO}
-    if builder := os.environ.get("ENGINE_BUILDER"):
-        config[f"{NS}:builder"] = builder
+    # Named, not the current one: BUILDX_BUILDER (trusting_engine_ca) selects another.
+    config[f"{NS}:builder"] = os.environ["ENGINE_BUILDER"]
     config.pop(f"{NS}:cacheThresholds", None)
     make_standins(config)
     return relock(config)  # a lock per platform
@@ -45,17 +46,24 @@ def two_platform_config(engine: Engine, run: str) -> dict[str, Any]:
 
 @contextmanager
 def trusting_engine_ca() -> Iterator[None]:
-    """The CLI and the provider (started from here) trust the engine's CA: its bundle, the
-    system's CAs plus the engine's."""
-    before = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = os.environ["ENGINE_CA_BUNDLE"]
+    """The CLI and the provider (started from here) reach the TLS listener: they trust the
+    engine's CA (its bundle: the system's CAs plus the engine's), and the Index's imagetools
+    reads the registry settings of the builder entry that marks the listener HTTPS
+    (docs/engine.md). The Images name their builder in the stack, so they keep it."""
+    wanted = {
+        "SSL_CERT_FILE": os.environ["ENGINE_CA_BUNDLE"],
+        "BUILDX_BUILDER": os.environ["ENGINE_TLS_BUILDER"],
+    }
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def on_http(ref: str) -> str:
