@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ def timed_up(deployment: Deployment) -> tuple[float, dict[str, Any]]:
     started = time.monotonic()
     deployment.pulumi("up", "--yes", "--skip-preview", "--parallel", "1")
     wall = time.monotonic() - started
-    reports = reports_from_history(*read_history(None), since=since)
+    reports = reports_from_history(*read_history(os.environ["ENGINE_BUILDER"]), since=since)
     return wall, {
         r.target: {"seconds": r.seconds, "steps": r.steps, "cached": r.cached} for r in reports
     }

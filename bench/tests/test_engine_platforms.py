@@ -11,9 +11,10 @@ Tests run in file order: each builds on the state the previous one left.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,12 +27,14 @@ from typing import Any
 
 import pytest
 
-from bench.deployment import Deployment, PulumiError
+from bench.deployment import Deployment
 from bench.engine import Engine, docker, engine_from_env
 from bench.platforms import TWO, has_two_nodes, on_http, trusting_engine_ca, two_platform_config
+from bench.scenarios import relock
+from bench.standin_inputs import NS
 from bench.tests.conftest import engine_missing
 from components.project import ROOT
-from tools.cache_report import read_history, reports_from_history
+from tools.cache_report import history_records, read_history, reports_from_history
 
 pytestmark = pytest.mark.engine
 
@@ -174,7 +177,10 @@ def test_an_app_change_reruns_only_each_platforms_app_steps(
     try:
         app.write_bytes(original + b"\n# platforms cache test\n")
         deployment.pulumi("up", "--yes", "--skip-preview")
-        reports = {r.target: r for r in reports_from_history(*read_history(None), since=since)}
+        reports = {
+            r.target: r
+            for r in reports_from_history(*read_history(os.environ["ENGINE_BUILDER"]), since=since)
+        }
     finally:
         app.write_bytes(original)
     assert set(reports) == {"core-cpu", "core-cpu-arm64"}, reports
@@ -190,49 +196,55 @@ def test_an_app_change_reruns_only_each_platforms_app_steps(
 ARM64_PID = ROOT / ".engine" / "run" / "buildkitd-arm64.pid"
 
 
-def _kill_arm64_node_once_it_builds(process: subprocess.Popen[str]) -> str:
-    """Read the up's output until the arm64 core Image starts, then kill the arm64
-    buildkitd (engine/up starts it again); the output read so far."""
-    seen = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        seen.append(line)
-        if "core-cpu-arm64-image" in line and ("updating" in line or "creating" in line):
+def _kill_arm64_node_once_it_builds(since: str, timeout: float = 600) -> None:
+    """Wait until the arm64 node runs a build of this up (its history records are named
+    after the node), then kill that buildkitd; engine/up starts it again."""
+    node = os.environ["ENGINE_ARM64_NODE"]
+    start = datetime.fromisoformat(since)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = history_records(os.environ["ENGINE_BUILDER"])
+        if any(
+            r.get("status") == "Running"
+            and f"/{node}/" in str(r.get("ref", ""))
+            and datetime.fromisoformat(r["created_at"]) >= start
+            for r in records
+        ):
+            time.sleep(3)  # into the build, long before its pip step ends
             os.kill(int(ARM64_PID.read_text()), signal.SIGKILL)
-            break
-    return "".join(seen)
+            return
+        time.sleep(0.5)
+    pytest.fail("the arm64 node ran no build within the time limit")
 
 
 def test_an_arm64_node_lost_mid_up_fails_naming_it_and_the_next_up_converges(
     setup: tuple[Deployment, dict[str, Any]],
 ) -> None:
-    """An app edit reruns core-cpu on both platforms; the arm64 node dies meanwhile: the up
-    fails and says which Image, and after engine/up brings the node back, the next up
-    converges and a preview then shows nothing to do."""
-    deployment, _ = setup
-    app = ROOT / "dockerfiles" / "core" / "app" / "start.sh"
-    original = app.read_bytes()
-    try:
-        app.write_bytes(original + b"\n# platforms fault test\n")
-        process = subprocess.Popen(
-            deployment.command("up", "--yes", "--skip-preview"),
-            cwd=ROOT,
-            env=deployment.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        before = _kill_arm64_node_once_it_builds(process)
-        rest, _ = process.communicate(timeout=1500)
-        out = before + rest
-        assert process.returncode != 0, out
-        assert "core-cpu-arm64-image" in out, out
-        assert "error" in out.lower(), out
-        subprocess.run([str(ROOT / "engine" / "up")], check=True, capture_output=True)
-        deployment.pulumi("up", "--yes", "--skip-preview")
-        result = deployment.pulumi("preview", "--expect-no-changes", check=False)
-        assert result.returncode == 0, result.stdout + result.stderr
-    finally:
-        app.write_bytes(original)
-        with contextlib.suppress(PulumiError):
-            deployment.pulumi("up", "--yes", "--skip-preview")
+    """A comfy-cli bump rebuilds core on both platforms (comfy-cli's install runs under QEMU
+    on arm64: long enough to be caught in the act); the arm64 node dies meanwhile. The up
+    fails and names the arm64 Image it was building; after engine/up brings the node back,
+    the next up converges and a preview then shows nothing to do."""
+    deployment, config = setup
+    bumped = copy.deepcopy(config)
+    bumped[f"{NS}:versions"] = {**config[f"{NS}:versions"], "comfyCli": "1.22.0"}
+    deployment.write_config(relock(bumped))
+    since = datetime.now(UTC).isoformat()
+    process = subprocess.Popen(
+        deployment.command("up", "--yes", "--skip-preview"),
+        cwd=ROOT,
+        env=deployment.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _kill_arm64_node_once_it_builds(since)
+    out, _ = process.communicate(timeout=1500)
+    assert process.returncode != 0, out
+    # The Image that was building on the node is the one that failed, by name.
+    failed = re.findall(r"(\S+)-image \*\*\w+ failed\*\*", out)
+    assert failed, out
+    assert all(name.endswith("-arm64") for name in failed), failed
+    subprocess.run([str(ROOT / "engine" / "up")], check=True, capture_output=True)
+    deployment.pulumi("up", "--yes", "--skip-preview")
+    result = deployment.pulumi("preview", "--expect-no-changes", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
