@@ -4,6 +4,7 @@ engine's arm64 node, under QEMU), cold and after an app change, through the real
 
     engine/up && . .engine/env && venv/bin/python -m bench.platform_cost
 
+Both nodes' local caches are pruned first and the namespace is new, so the first up is cold.
 Each up runs with ``--parallel 1``, so every Image builds alone and its time is its own
 (BuildKit's duration of the build record, from the builder's history). Results go to
 ``bench/results/platforms-<timestamp>.{json,md}``.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.deployment import Deployment
-from bench.engine import engine_from_env
+from bench.engine import docker, engine_from_env
 from bench.platforms import has_two_nodes, trusting_engine_ca, two_platform_config
 from components.platforms import split_name
 from components.project import ROOT
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     with trusting_engine_ca(), tempfile.TemporaryDirectory() as work:
         config = two_platform_config(engine, f"cost{int(time.time())}")
         deployment = Deployment.create(Path(work), "platformcost", config)
+        # Cold on both nodes: no local cache (the namespace is new, so no registry cache).
+        docker("buildx", "prune", "--builder", os.environ["ENGINE_BUILDER"], "--all", "--force")
         wall: dict[str, float] = {}
         wall["cold"], cold = timed_up(deployment)
         try:
