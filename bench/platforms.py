@@ -24,7 +24,13 @@ TWO = ["linux/amd64", "linux/arm64"]
 
 def has_two_nodes() -> bool:
     """engine/up ran with its arm64 node and its TLS listener (ENGINE_ARM64 not 0)."""
-    wanted = ("ENGINE_TLS_REGISTRY", "ENGINE_TLS_BUILDER", "ENGINE_ARM64_NODE", "ENGINE_BUILDER")
+    wanted = (
+        "ENGINE_TLS_REGISTRY",
+        "ENGINE_TLS_BUILDER",
+        "ENGINE_ARM64_NODE",
+        "ENGINE_ARM64_BUILDER",
+        "ENGINE_BUILDER",
+    )
     return all(os.environ.get(name) for name in wanted)
 
 
@@ -37,8 +43,11 @@ def two_platform_config(engine: Engine, run: str) -> dict[str, Any]:
     }
     config[f"{NS}:targets"] = ["core-cpu"]
     config[f"{NS}:targetPlatforms"] = {"core-cpu": TWO}
-    # Named, not the current one: BUILDX_BUILDER (trusting_engine_ca) selects another.
+    # Named, not the current one: BUILDX_BUILDER (trusting_engine_ca) selects another. The
+    # arm64 Images go to the arm64 node's own builder: the provider would send them to node 0
+    # of the two-node builder, which lists linux/arm64 too (emulated; docs/scaling.md).
     config[f"{NS}:builder"] = os.environ["ENGINE_BUILDER"]
+    config[f"{NS}:platformBuilders"] = {"linux/arm64": os.environ["ENGINE_ARM64_BUILDER"]}
     config.pop(f"{NS}:cacheThresholds", None)
     make_standins(config)
     return relock(config)  # a lock per platform

@@ -600,6 +600,10 @@ class StackSettings(_Strict):
     versions: Versions = Field(default_factory=Versions)
     sources: Sources = Field(default_factory=Sources)
     builder: StrictStr | None = None
+    platformBuilders: dict[Platform, StrictStr] = Field(
+        default_factory=dict,
+        description="A builder per platform (platform -> builder), over builder.",
+    )
     buildOnPreview: StrictBool = True
     platforms: list[Platform] = Field(
         default_factory=lambda: [AMD64],
@@ -667,6 +671,17 @@ class StackSettings(_Strict):
                 check_platforms(listed)
             except ValueError as e:
                 raise ValueError(f"{name} {e}") from None
+        return v
+
+    @field_validator("platformBuilders")
+    @classmethod
+    def _platform_builders(cls, v: dict[str, str]) -> dict[str, str]:
+        for platform, name in v.items():
+            if not _BUILDER.fullmatch(name):
+                raise ValueError(
+                    f"{platform}: {name!r} must be the name of an existing buildx builder "
+                    "(letters, digits, _ . -), e.g. comfyui-images-arm64"
+                )
         return v
 
     @field_validator("builder")
@@ -875,4 +890,5 @@ class StackSettings(_Strict):
 
     @property
     def builder_name(self) -> str | None:
-        return self.builder or None
+        """The builder of this build's platform: its own in platformBuilders, else builder."""
+        return self.platformBuilders.get(self.platform) or self.builder or None

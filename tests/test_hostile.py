@@ -438,8 +438,8 @@ def test_control_characters_and_credentials_in_a_location_are_refused_in_full_wo
             f"{NS}:typo: unknown key; remove it or check its spelling (got 1); known keys: "
             "arm64CudaArchList, buildOnPreview, builder, caBundle, cache, cacheThresholds, "
             "compression, cudaArchList, cudaLines, github, githubSecrets, movingTag, "
-            "platforms, push, registry, registryPassword, requireLock, rocmLines, sources, "
-            "targetPlatforms, targets, versions, xpuLines",
+            "platformBuilders, platforms, push, registry, registryPassword, requireLock, "
+            "rocmLines, sources, targetPlatforms, targets, versions, xpuLines",
         ),
         (
             {"registry": {"address": "ghcr.io", "namespace": "a", "adress": "x"}},

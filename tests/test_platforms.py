@@ -267,3 +267,19 @@ def test_each_platform_installs_under_its_own_lock(
     assert "platform linux/amd64 where comfyui-images:platforms is linux/arm64" in refused(
         evaluate, config
     )
+
+
+def test_a_platform_builds_on_its_own_builder_where_the_stack_names_one(
+    evaluate: Evaluate, base_config: dict[str, Any]
+) -> None:
+    config = _core_cpu_on_two(
+        base_config,
+        builder="comfyui-images",
+        platformBuilders={"linux/arm64": "comfyui-images-arm64"},
+    )
+    for name, resource in evaluate(config).images().items():
+        wanted = "comfyui-images-arm64" if name.endswith("-arm64") else "comfyui-images"
+        assert unwrap(resource.inputs)["builder"] == {"name": wanted}, name
+    message = refused(evaluate, with_overrides(config, platformBuilders={"linux/arm64": "a b"}))
+    assert f"{NS}:platformBuilders" in message
+    assert "must be the name of an existing buildx builder" in message
