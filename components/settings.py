@@ -375,7 +375,24 @@ class Sources(_Strict):
         return v
 
 
-class CudaLine(_Strict):
+def _line_platforms() -> Any:
+    """Every kind of line's ``platforms`` field, declared last in each (keys are listed in
+    field order, and a line's release comes first)."""
+    return Field(
+        default=None, description="Platforms of every build of this line; default: the stack's."
+    )
+
+
+class _Line(_Strict):
+    """What every kind of line checks: the platforms of its builds."""
+
+    @field_validator("platforms", check_fields=False)
+    @classmethod
+    def _platforms(cls, v: list[str] | None) -> list[str] | None:
+        return check_platforms(v)
+
+
+class CudaLine(_Line):
     """One CUDA line of a matrix: its CUDA release and, where its index lags, its own torch."""
 
     cuda: StrictStr = Field(description="CUDA release of the line's bases, e.g. 13.0.2.")
@@ -390,22 +407,15 @@ class CudaLine(_Strict):
         description="SageAttention archs of the line's linux/arm64 builds; default: the arm64 "
         "GPUs SageAttention runs on that this CUDA can build (A100, GH200, GB10).",
     )
-    platforms: list[Platform] | None = Field(
-        default=None, description="Platforms of every build of this line; default: the stack's."
-    )
+    platforms: list[Platform] | None = _line_platforms()
 
     @field_validator("cuda", *TORCH_TRIO, mode="before")
     @classmethod
     def _pin(cls, v: Any, info: Any) -> Any:
         return v if v is None else check_pin(v, info.field_name)
 
-    @field_validator("platforms")
-    @classmethod
-    def _platforms(cls, v: list[str] | None) -> list[str] | None:
-        return check_platforms(v)
 
-
-class RocmLine(_Strict):
+class RocmLine(_Line):
     """One ROCm line of a matrix: its ROCm release (its index) and, where that index lags,
     its own torch. The wheels carry ROCm's user space, so the line needs no ROCm base."""
 
@@ -413,14 +423,7 @@ class RocmLine(_Strict):
     torch: StrictStr | None = None
     torchvision: StrictStr | None = None
     torchaudio: StrictStr | None = None
-    platforms: list[Platform] | None = Field(
-        default=None, description="Platforms of every build of this line; default: the stack's."
-    )
-
-    @field_validator("platforms")
-    @classmethod
-    def _platforms(cls, v: list[str] | None) -> list[str] | None:
-        return check_platforms(v)
+    platforms: list[Platform] | None = _line_platforms()
 
     @field_validator("rocm", *TORCH_TRIO, mode="before")
     @classmethod
@@ -428,21 +431,14 @@ class RocmLine(_Strict):
         return v if v is None else check_pin(v, info.field_name)
 
 
-class XpuLine(_Strict):
+class XpuLine(_Line):
     """The XPU line: PyTorch publishes one XPU index, so a stack has at most this one line,
     with its own torch where that index lags."""
 
     torch: StrictStr | None = None
     torchvision: StrictStr | None = None
     torchaudio: StrictStr | None = None
-    platforms: list[Platform] | None = Field(
-        default=None, description="Platforms of every build of this line; default: the stack's."
-    )
-
-    @field_validator("platforms")
-    @classmethod
-    def _platforms(cls, v: list[str] | None) -> list[str] | None:
-        return check_platforms(v)
+    platforms: list[Platform] | None = _line_platforms()
 
     @field_validator(*TORCH_TRIO, mode="before")
     @classmethod

@@ -7,10 +7,12 @@ pytest finds them; the product's tests never import anything of the bench.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import NoReturn
 
 import pytest
 
+from bench.engine import Engine, engine_from_env
 from tests.conftest import base_config, evaluate, stack_config, stack_name
 from tests.test_workflows import flows
 
@@ -23,3 +25,11 @@ def engine_missing(message: str) -> NoReturn:
     if os.environ.get("COMFYUI_REQUIRE_ENGINE") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def engine_with_pulumi() -> Engine:
+    """The engine and the real Pulumi CLI, or skip (fail where the engine is required)."""
+    found = engine_from_env()
+    if found is None or shutil.which("pulumi") is None:
+        engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
+    return found

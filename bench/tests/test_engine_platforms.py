@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -28,28 +27,21 @@ from typing import Any
 import pytest
 
 from bench.deployment import Deployment, PulumiError
-from bench.engine import Engine, docker, engine_from_env
+from bench.engine import Engine, docker
+from bench.image_layers import MANIFEST_TYPES
 from bench.platforms import TWO, has_two_nodes, on_http, trusting_engine_ca, two_platform_config
-from bench.tests.conftest import engine_missing
+from bench.tests.conftest import engine_missing, engine_with_pulumi
 from components.project import ROOT
 from tools.cache_report import history_records
 
 pytestmark = pytest.mark.engine
 
 STACK = "platforms"
-INDEX_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    ]
-)
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    found = engine_from_env()
-    if found is None or shutil.which("pulumi") is None:
-        engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
+    found = engine_with_pulumi()
     if not has_two_nodes():
         engine_missing("no arm64 node or TLS registry: run engine/up without ENGINE_ARM64=0")
     return found
@@ -70,7 +62,7 @@ def _manifest(ref: str) -> dict[str, Any]:
     repository = name.partition("/")[2].rpartition(":")[0]
     request = urllib.request.Request(
         f"http://{os.environ['ENGINE_REGISTRY']}/v2/{repository}/manifests/{digest}",
-        headers={"Accept": INDEX_TYPES},
+        headers={"Accept": MANIFEST_TYPES},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
         return dict(json.loads(response.read()))

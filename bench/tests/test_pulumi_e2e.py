@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -27,11 +26,11 @@ import pytest
 import yaml
 
 from bench.deployment import Deployment
-from bench.engine import Engine, engine_from_env
+from bench.engine import Engine
 from bench.scenarios import relock
 from bench.standin_inputs import NS, ci_config, push_base_standin
 from bench.standins import make_standins
-from bench.tests.conftest import engine_missing
+from bench.tests.conftest import engine_with_pulumi
 from components.catalog import TARGETS
 from components.locks import HEADER_PINS
 from components.project import ROOT
@@ -54,10 +53,7 @@ MANIFEST_TYPES = ", ".join(
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    found = engine_from_env()
-    if found is None or shutil.which("pulumi") is None:
-        engine_missing("no engine or Pulumi CLI: run engine/up (scripts/test sources .engine/env)")
-    return found
+    return engine_with_pulumi()
 
 
 @pytest.fixture(scope="module")
