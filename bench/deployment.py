@@ -122,6 +122,17 @@ class Deployment:
             raise PulumiError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """A pulumi command left running (a fault test acts while it works); output merged."""
+        return subprocess.Popen(
+            self.command(*args),
+            cwd=ROOT,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
     def preview_ops(self, config: dict[str, Any] | None = None) -> dict[str, str]:
         """Image target -> the operation a `pulumi preview --json` plans for it."""
         if config is not None:

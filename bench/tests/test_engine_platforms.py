@@ -241,14 +241,7 @@ def test_an_arm64_node_lost_mid_up_fails_naming_it_and_the_next_up_converges(
     try:
         app.write_bytes(original + b"\n# platforms fault test\n")
         since = datetime.now(UTC).isoformat()
-        process = subprocess.Popen(
-            deployment.command("up", "--yes", "--skip-preview"),
-            cwd=ROOT,
-            env=deployment.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        process = deployment.start("up", "--yes", "--skip-preview")
         _kill_arm64_node_once_it_builds(since)
         out, _ = process.communicate(timeout=1500)
         assert process.returncode != 0, out

@@ -244,14 +244,7 @@ def _images_exist_in_registry(deployment: Deployment, engine: Engine) -> None:
 
 
 def _start_up(deployment: Deployment) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        deployment.command("up", "--yes", "--skip-preview"),
-        cwd=ROOT,
-        env=deployment.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return deployment.start("up", "--yes", "--skip-preview")
 
 
 def _wait_for_a_running_build(since: str, timeout: float = 300) -> None:
