@@ -165,7 +165,8 @@ def _reruns(builder: str, record: dict[str, Any]) -> list[str]:
     """The Dockerfile steps a build ran rather than took from the cache, read from its
     plain progress log (``#12 [core 3/3] COPY ...`` without a ``#12 CACHED`` line)."""
     ident = str(record["ref"]).rpartition("/")[2]
-    log = docker("buildx", "history", "logs", "--builder", builder, ident).stdout
+    found = docker("buildx", "history", "logs", "--builder", builder, ident)
+    log = found.stdout + found.stderr  # buildx prints the progress log on stderr
     named = dict(re.findall(r"^#(\d+) \[[^\]]+\] (.+)$", log, flags=re.MULTILINE))
     cached = set(re.findall(r"^#(\d+) CACHED$", log, flags=re.MULTILINE))
     return [step for number, step in named.items() if number not in cached]
