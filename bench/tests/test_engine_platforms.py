@@ -167,7 +167,8 @@ def _reruns(builder: str, record: dict[str, Any]) -> list[str]:
     ident = str(record["ref"]).rpartition("/")[2]
     found = docker("buildx", "history", "logs", "--builder", builder, ident)
     log = found.stdout + found.stderr  # buildx prints the progress log on stderr
-    named = dict(re.findall(r"^#(\d+) \[[^\]]+\] (.+)$", log, flags=re.MULTILINE))
+    # Dockerfile steps only (``[stage n/m]``), not [internal] or [context ...] vertices.
+    named = dict(re.findall(r"^#(\d+) \[[\w.-]+ \d+/\d+\] (.+)$", log, flags=re.MULTILINE))
     cached = set(re.findall(r"^#(\d+) CACHED$", log, flags=re.MULTILINE))
     return [step for number, step in named.items() if number not in cached]
 
@@ -182,7 +183,8 @@ def test_an_app_change_reruns_only_each_platforms_app_steps(
     original = app.read_bytes()
     since = datetime.now(UTC)
     try:
-        app.write_bytes(original + b"\n# platforms cache test\n")
+        # Unique per run: a builder that saw the same edit before would have it cached.
+        app.write_bytes(original + f"\n# platforms cache test {uuid.uuid4()}\n".encode())
         deployment.pulumi("up", "--yes", "--skip-preview")
     finally:
         app.write_bytes(original)
@@ -240,7 +242,7 @@ def test_an_arm64_node_lost_mid_up_fails_naming_it_and_the_next_up_converges(
     app = ROOT / "dockerfiles" / "core" / "app" / "start.sh"
     original = app.read_bytes()
     try:
-        app.write_bytes(original + b"\n# platforms fault test\n")
+        app.write_bytes(original + f"\n# platforms fault test {uuid.uuid4()}\n".encode())
         since = datetime.now(UTC).isoformat()
         process = deployment.start("up", "--yes", "--skip-preview")
         _kill_arm64_node_once_it_builds(since)
