@@ -213,42 +213,30 @@ def test_an_app_change_reruns_only_each_platforms_app_steps(
 ARM64_PID = ROOT / ".engine" / "run" / "buildkitd-arm64.pid"
 
 
-def _kill_arm64_node_once_it_builds(since: str, timeout: float = 600) -> None:
-    """Wait until the arm64 node runs a build of this up, then kill that buildkitd;
-    engine/up starts it again."""
-    start = datetime.fromisoformat(since)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        records = history_records(os.environ["ENGINE_ARM64_BUILDER"])
-        if any(
-            r.get("status") == "Running" and datetime.fromisoformat(r["created_at"]) >= start
-            for r in records
-        ):
-            time.sleep(1)  # into the build: importing the cache, then exporting for seconds
-            os.kill(int(ARM64_PID.read_text()), signal.SIGKILL)
-            return
-        time.sleep(0.5)
-    pytest.fail("the arm64 node ran no build within the time limit")
+def _kill_arm64_node() -> None:
+    """SIGKILL the arm64 buildkitd, as a lost machine; engine/up starts it again."""
+    os.kill(int(ARM64_PID.read_text()), signal.SIGKILL)
 
 
 def test_an_arm64_node_lost_mid_up_fails_naming_it_and_the_next_up_converges(
     setup: tuple[Deployment, dict[str, Any]],
 ) -> None:
-    """An app edit rebuilds core-cpu on both nodes; the arm64 node dies while its build
-    runs (it imports the cache, exports the image and the cache for some seconds). The up
-    fails and names the arm64 Image; after engine/up brings the node back, the next up
-    converges and a preview then shows nothing to do."""
+    """An app edit rebuilds core-cpu on both nodes, and the arm64 node is lost as the up
+    starts: its app-change build takes under a second on a warm node, too short to be hit
+    while it runs, so the node is gone before the up reaches it. The up fails and names the
+    arm64 Image (its builder has no other node, so nothing falls back to emulation on
+    node 0); amd64 goes on. After engine/up brings the node back, the next up converges and
+    a preview then shows nothing to do."""
     deployment, _ = setup
     app = ROOT / "dockerfiles" / "core" / "app" / "start.sh"
     original = app.read_bytes()
     try:
         app.write_bytes(original + f"\n# platforms fault test {uuid.uuid4()}\n".encode())
-        since = datetime.now(UTC).isoformat()
         process = deployment.start("up", "--yes", "--skip-preview")
-        _kill_arm64_node_once_it_builds(since)
+        _kill_arm64_node()
         out, _ = process.communicate(timeout=1500)
         assert process.returncode != 0, out
-        # The Image that was building on the node is the one that failed, by name.
+        # The arm64 Image is the one that failed, by name; amd64 went on.
         failed = re.findall(r"(\S+)-image \*\*\w+ failed\*\*", out)
         assert failed == ["core-cpu-arm64"], out
         subprocess.run([str(ROOT / "engine" / "up")], check=True, capture_output=True)
